@@ -1,0 +1,166 @@
+"""Command line: ``accelbench run --config configs/default.yaml`` and friends.
+
+Every user error ends with one clear message that names the fix and exit code 2; a suite in which a
+notebook failed exits 1 after finishing the rest; success exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .exceptions import AccelbenchError
+
+logger = logging.getLogger("accelbench")
+
+
+def _offline_defaults() -> None:
+    # Without these, transformers and datasets first try the hub and wait on the network.
+    if os.environ.get("ACCELBENCH_ONLINE") != "1":
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ.setdefault(var, "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .suite import run_suite
+
+    overrides = {"run": args.run, "results_dir": args.results_dir}
+    config = load_config(args.config, overrides)
+    if args.force:
+        import shutil
+
+        for sub in ("predictions",):
+            shutil.rmtree(config.run_dir / sub, ignore_errors=True)
+        (config.run_dir / "records.jsonl").exists() and (config.run_dir / "records.jsonl").rename(
+            config.run_dir / f"records.{int(__import__('time').time())}.jsonl.bak"
+        )
+    result = run_suite(config, progress=not args.quiet, only=args.only)
+    print(f"\nrun: {result.run_dir}")
+    if result.summary:
+        print(f"summary: {result.summary}")
+        print(result.summary.read_text().split("\n## Failures")[0][-3000:] if args.show else "", end="")
+    for r in result.runs:
+        print(
+            f"  {'ok    ' if r.ok else 'FAILED'} {r.seconds:6.0f} s  {r.output.name}"
+            + (f"  ({r.error})" if r.error else "")
+        )
+    if result.failed:
+        print(
+            f"{len(result.failed)} notebook(s) failed; the others ran and their records are kept.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .models import ensure_trained, resolve_model
+
+    spec = resolve_model(args.model)
+    if spec.recipe is None:
+        print(f"{spec.name} is a ready checkpoint; nothing to train")
+        return 0
+    path = ensure_trained(spec, progress=not args.quiet)
+    print(path)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .compress import get_method, list_methods
+    from .models import _MODELS
+    from .tasks import _TASKS
+
+    print("tasks:")
+    for t in _TASKS.values():
+        print(f"  {t.name:<14} {t.kind:<15} {t.description}")
+    print("models:")
+    for m in _MODELS.values():
+        print(f"  {m.name:<14} {m.family or '?':<15} {m.description}")
+    print("methods:")
+    for name in list_methods():
+        m = get_method(name)
+        why = m.unavailable_reason()
+        print(
+            f"  {name:<14} {','.join(m.families):<15} {m.description}"
+            + (f"  [unavailable: {why}]" if why else "")
+        )
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from .environment import collect_environment
+
+    for k, v in collect_environment().items():
+        print(f"{k:<22} {v}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .report import write_summary
+
+    path = write_summary(Path(args.run_dir), fraction=args.fraction)
+    print(path.read_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="accelbench", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="execute the notebook suite over a config's grid")
+    r.add_argument("--config", default="configs/default.yaml", help="YAML sweep config")
+    r.add_argument("--run", help="run name (folder under results/); default: the config's")
+    r.add_argument("--results-dir", help="where runs are written; default: the config's (results/)")
+    r.add_argument(
+        "--force", action="store_true", help="re-measure everything (old records are kept as a .bak file)"
+    )
+    r.add_argument(
+        "--only", nargs="+", metavar="PREFIX", help="execute only notebooks starting with these, e.g. 04"
+    )
+    r.add_argument("--show", action="store_true", help="print the summary tables at the end")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(fn=cmd_run)
+
+    t = sub.add_parser("train", help="train (or find cached) a built-in model")
+    t.add_argument("--model", required=True, help="e.g. minilm-sst2 or t5-multi30k")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(fn=cmd_train)
+
+    sub.add_parser("list", help="registered tasks, models and methods").set_defaults(fn=cmd_list)
+    sub.add_parser("env", help="the environment recorded with every run").set_defaults(fn=cmd_env)
+
+    s = sub.add_parser("summary", help="(re)write summary.md of a run")
+    s.add_argument("run_dir")
+    s.add_argument("--fraction", type=float, default=0.99)
+    s.set_defaults(fn=cmd_summary)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _offline_defaults()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "urllib3", "papermill", "traitlets", "filelock", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.fn(args)
+    except AccelbenchError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.fix:
+            print(f"fix: {e.fix}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; everything recorded so far is kept in records.jsonl", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Compression methods turn a loaded model into a runnable variant; a registry finds them by name."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import MethodNotApplicableError, UnknownNameError
+from ..runtimes.base import Predictor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Variant:
+    """What a method returns: a predictor plus what the records need to know about it."""
+
+    method: str
+    predictor: Predictor
+    runtime: str
+    dtype: str
+    size_mb: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(ABC):
+    """A compression method. Subclasses set the class attributes and implement ``apply``."""
+
+    name: str = ""
+    description: str = ""
+    families: tuple[str, ...] = ("bert", "t5")
+    runtime: str = "pytorch"
+    dtype: str = "fp32"
+
+    def unavailable_reason(self) -> str | None:
+        """Why this method cannot run on this machine (missing hardware or library), or None."""
+        return None
+
+    def check(self, family: str) -> None:
+        """Refuse, before any work, a method that does not apply to this model family or machine."""
+        if family not in self.families:
+            applicable = [m for m in list_methods() if family in get_method(m).families]
+            raise MethodNotApplicableError(
+                f"method {self.name!r} does not apply to {family}-family models (it supports "
+                f"{', '.join(self.families)})",
+                f"use one of: {', '.join(applicable)}",
+            )
+        reason = self.unavailable_reason()
+        if reason:
+            raise MethodNotApplicableError(
+                f"method {self.name!r} cannot run here: {reason}", "drop it from the grid"
+            )
+
+    @abstractmethod
+    def apply(self, loaded) -> Variant:
+        """Build the variant from a ``models.LoadedModel`` (never modify ``loaded.model`` in place)."""
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: register a method under its ``name``."""
+    _METHODS[cls.name] = cls()
+    return cls
+
+
+def get_method(name: str) -> Method:
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise UnknownNameError("method", name, list(_METHODS), "pick methods from the list above") from None
+
+
+def list_methods() -> list[str]:
+    return list(_METHODS)
+
+
+def torch_size_mb(model) -> float:
+    """Size of the model's state dict as torch.save writes it: what a deployment ships."""
+    import torch
+
+    fd, path = tempfile.mkstemp(suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(model.state_dict(), path)
+        return os.path.getsize(path) / 2**20
+    finally:
+        os.remove(path)

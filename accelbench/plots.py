@@ -1,0 +1,138 @@
+"""Plots the notebooks show, beside the Pareto ones in ``pareto``: one function per picture.
+
+Each takes records (or a training log) and returns a matplotlib Figure; the notebooks only call them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+FIGSIZE = (7.5, 4.2)
+
+
+def _fig(ncols: int = 1) -> tuple[Figure, list]:
+    fig = Figure(figsize=(FIGSIZE[0] * (1 if ncols == 1 else 0.75) * ncols, FIGSIZE[1]), layout="constrained")
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, axes
+
+
+def _ok(records: pd.DataFrame) -> pd.DataFrame:
+    return records[records["status"] == "ok"] if "status" in records else records
+
+
+def training_curve(info: dict) -> Figure | None:
+    """Smoothed training loss against step, from a checkpoint's ``accelbench.json`` (None when absent)."""
+    log = (info or {}).get("training", {})
+    curve = log.get("loss_curve")
+    if not curve:
+        return None
+    fig, (ax,) = _fig()
+    steps, losses = zip(*curve, strict=True)
+    ax.plot(steps, losses)
+    ax.set(xlabel="step", ylabel="training loss (smoothed)",
+           title=f"training: {log.get('steps')} steps in {log.get('wall_s')} s (stopped by {log.get('stopped_by')})")  # fmt: skip
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def length_histogram(tokenizer, texts: list[str], max_length: int = 128) -> Figure:
+    """Token lengths of the evaluation texts: why padding to ``max_length`` wastes compute."""
+    texts = list(texts)
+    lengths = np.array(
+        [len(x) for x in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    )
+    fig, (ax,) = _fig()
+    ax.hist(lengths, bins=40, color="tab:blue", alpha=0.8)
+    ax.axvline(max_length, color="tab:red", ls="--", label=f"max_length padding = {max_length}")
+    ax.axvline(np.mean(lengths), color="k", ls=":", label=f"mean = {lengths.mean():.1f} tokens")
+    ax.set(xlabel="tokens per text", ylabel="texts", title=f"{len(texts)} evaluation texts: token lengths")
+    ax.legend()
+    return fig
+
+
+def throughput_vs_batch(records: pd.DataFrame) -> Figure:
+    """Batch-inference throughput against batch size, one line per variant and padding."""
+    df = _ok(records)
+    df = df[df["scenario"] == "batch"]
+    fig, (ax,) = _fig()
+    for (variant, padding), g in df.groupby(["variant", "padding"], sort=False):
+        g = g.sort_values("batch_size")
+        ax.plot(g["batch_size"], g["throughput"], marker="o", ls="-" if padding == "dynamic" else "--",
+                label=f"{variant} ({padding})")  # fmt: skip
+    ax.set(xscale="log", xlabel="batch size", ylabel="throughput (samples/s)", title="batch inference")
+    ax.set_xticks(
+        sorted(df["batch_size"].unique()), labels=[str(b) for b in sorted(df["batch_size"].unique())]
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def latency_bars(records: pd.DataFrame) -> Figure:
+    """Real-time latency percentiles (p50, p90, p99) per variant."""
+    df = _ok(records)
+    df = df[df["scenario"] == "realtime"].drop_duplicates("variant", keep="last")
+    fig, (ax,) = _fig()
+    qs = ["latency_ms_p50", "latency_ms_p90", "latency_ms_p99"]
+    x = np.arange(len(df))
+    for i, q in enumerate(qs):
+        ax.bar(x + (i - 1) * 0.27, df[q], width=0.27, label=q.split("_")[-1])
+    ax.set_xticks(x, labels=df["variant"], rotation=15, ha="right", fontsize=8)
+    ax.set(ylabel="latency per request (ms)", title="real-time (batch 1) latency")
+    ax.legend()
+    return fig
+
+
+def speedup_and_quality(records: pd.DataFrame, baseline_method: str = "fp32", batch_size: int = 32) -> Figure:
+    """Left: throughput relative to the baseline per batch size. Right: metric with its 95% interval."""
+    df = _ok(records)
+    fig, (ax1, ax2) = _fig(2)
+    batch = df[(df["scenario"] == "batch") & (df["padding"] == "dynamic")]
+    base = batch[batch["method"] == baseline_method].set_index("batch_size")["throughput"]
+    for method, g in batch.groupby("method", sort=False):
+        g = g.set_index("batch_size").sort_index()
+        ratio = g["throughput"] / base.reindex(g.index)
+        ax1.plot(ratio.index, ratio.values, marker="o", label=method)
+    ax1.axhline(1, color="k", lw=0.8)
+    ax1.set(
+        xscale="log",
+        xlabel="batch size",
+        ylabel=f"throughput / {baseline_method}",
+        title="speed-up (same run)",
+    )
+    ax1.legend(fontsize=8)
+    q = df.drop_duplicates("variant", keep="last")
+    y = np.arange(len(q))
+    err = np.vstack([q["metric"] - q["metric_ci_low"], q["metric_ci_high"] - q["metric"]])
+    ax2.errorbar(q["metric"], y, xerr=err, fmt="o", capsize=3)
+    ax2.set_yticks(y, labels=q["method"])
+    name = q["metric_name"].iloc[0] if len(q) else "metric"
+    ax2.set(xlabel=f"{name} (95% bootstrap CI)", title="quality")
+    ax2.grid(alpha=0.3)
+    return fig
+
+
+def padding_comparison(records: pd.DataFrame) -> Figure | None:
+    """Dynamic (length-sorted) vs max_length padding throughput per batch size, for each variant."""
+    df = _ok(records)
+    df = df[df["scenario"] == "batch"]
+    if df["padding"].nunique() < 2:
+        return None
+    piv = df.pivot_table(index="batch_size", columns="padding", values="throughput", aggfunc="last")
+    fig, (ax,) = _fig()
+    x = np.arange(len(piv))
+    for i, col in enumerate(piv.columns):
+        ax.bar(x + (i - 0.5) * 0.4, piv[col], width=0.4, label=col)
+    for xi, (_, row) in zip(x, piv.iterrows(), strict=True):
+        if {"dynamic", "max_length"} <= set(row.index):
+            ax.annotate(
+                f"{row['dynamic'] / row['max_length']:.1f}x", (xi, max(row)), ha="center", va="bottom"
+            )
+    ax.set_xticks(x, labels=[str(b) for b in piv.index])
+    ax.set(
+        xlabel="batch size", ylabel="throughput (samples/s)", title="padding: length-sorted dynamic vs fixed"
+    )
+    ax.legend()
+    return fig

@@ -1,0 +1,51 @@
+"""PyTorch eager runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import DEFAULT_MAX_LENGTH, Generation, Predictor
+
+
+class TorchPredictor(Predictor):
+    """Runs a transformers model in PyTorch eager mode under ``torch.inference_mode``."""
+
+    runtime = "pytorch"
+    tensor_type = "pt"
+
+    def __init__(self, model, tokenizer, family: str, prefix: str = ""):
+        super().__init__(tokenizer, family, prefix)
+        self.model = model.eval()
+
+    def classify(
+        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
+    ) -> np.ndarray:
+        import torch
+
+        enc = self.encode(texts, padding, max_length)
+        with torch.inference_mode():
+            logits = self.model(**enc).logits  # (B, num_labels)
+        return logits.float().argmax(-1).numpy()
+
+    def generate(
+        self,
+        texts: list[str],
+        max_new_tokens: int = 64,
+        num_beams: int = 1,
+        padding: str = "dynamic",
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> Generation:
+        import torch
+
+        enc = self.encode(texts, padding, max_length)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                num_beams=num_beams,
+                do_sample=False,
+                early_stopping=num_beams > 1,
+            )  # (B, 1 + T): decoder start token, then generated tokens
+        pad = self.tokenizer.pad_token_id
+        new_tokens = int((out[:, 1:] != pad).sum())
+        return Generation(self.tokenizer.batch_decode(out, skip_special_tokens=True), new_tokens)

@@ -1,0 +1,165 @@
+"""The notebook suite: papermill executes the parameterized notebooks over a config's grid.
+
+For each experiment (task) and model: ``01_baseline`` (fp32 quality and speed), ``02_quantization``
+(the other methods); then ``04_pareto`` once over the run's records. Executed notebooks and their
+HTML renderings go to ``results/<run>/notebooks/``; ``summary.md`` to ``results/<run>/``.
+A notebook that fails is reported and the suite goes on; the run exits non-zero at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import SweepConfig
+from .models import ensure_trained, resolve_model
+
+logger = logging.getLogger(__name__)
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+BASELINE_NB = "01_baseline.ipynb"
+QUANTIZATION_NB = "02_quantization.ipynb"
+PARETO_NB = "04_pareto.ipynb"
+KERNEL = "python3"
+
+
+@dataclass
+class NotebookRun:
+    notebook: str
+    output: Path
+    parameters: dict[str, Any]
+    ok: bool = False
+    seconds: float = 0.0
+    error: str | None = None
+    html: Path | None = None
+
+
+@dataclass
+class SuiteResult:
+    run_dir: Path
+    runs: list[NotebookRun] = field(default_factory=list)
+    summary: Path | None = None
+
+    @property
+    def failed(self) -> list[NotebookRun]:
+        return [r for r in self.runs if not r.ok]
+
+
+def _slug(*parts: Any) -> str:
+    def one(p: Any) -> str:
+        p = p.get("name", "model") if isinstance(p, dict) else str(p)
+        return "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(p).name or p)
+
+    return "__".join(one(p) for p in parts)
+
+
+def plan(config: SweepConfig) -> list[NotebookRun]:
+    """The notebooks the config asks for, with their parameters, in execution order."""
+    out_dir = config.run_dir / "notebooks"
+    settings = config.benchmark.to_dict()
+    runs = []
+    for e in config.experiments:
+        for m in e.models:
+            common = {
+                "task": e.task,
+                "model": m,
+                "run_dir": str(config.run_dir),
+                "settings": settings,
+                "config": str(config.source) if (config.tasks or config.models) and config.source else None,
+            }
+            runs.append(NotebookRun(BASELINE_NB, out_dir / f"01_baseline__{_slug(e.task, m)}.ipynb",
+                                    {**common, "paddings": config.baseline_paddings}))  # fmt: skip
+            others = [x for x in e.methods if x != "fp32"]
+            if others:
+                runs.append(NotebookRun(QUANTIZATION_NB, out_dir / f"02_quantization__{_slug(e.task, m)}.ipynb",
+                                        {**common, "methods": others}))  # fmt: skip
+    runs.append(NotebookRun(PARETO_NB, out_dir / "04_pareto.ipynb",
+                            {"run_dir": str(config.run_dir), "fraction": config.fraction}))  # fmt: skip
+    return runs
+
+
+def render_html(notebook: Path) -> Path:
+    """HTML rendering of an executed notebook, for sharing without Jupyter."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    out = notebook.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def execute(run: NotebookRun, progress: bool = True, cwd: Path | None = None) -> NotebookRun:
+    import papermill as pm
+
+    run.output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(NOTEBOOKS_DIR / run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
+            progress_bar=progress, cwd=str(cwd or NOTEBOOKS_DIR),
+        )  # fmt: skip
+        run.ok = True
+    except Exception as e:  # PapermillExecutionError and kernel failures alike: report, go on
+        run.error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else e!r}"
+        logger.error("%s failed: %s (see %s)", run.notebook, run.error, run.output)
+    run.seconds = time.perf_counter() - start
+    if run.output.exists():
+        try:
+            run.html = render_html(run.output)
+        except Exception as e:
+            logger.warning("could not render %s to HTML: %s", run.output, e)
+    return run
+
+
+def prepare_models(config: SweepConfig, progress: bool = True) -> None:
+    """Train every built-in model the grid needs (cached checkpoints are reused), before any notebook."""
+    for e in config.experiments:
+        for m in e.models:
+            spec = resolve_model(m)
+            if spec.recipe is not None:
+                ensure_trained(spec, progress=progress)
+
+
+def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None = None) -> SuiteResult:
+    """Validate, train what is missing, execute every notebook, write summary.md; never stops at a failure."""
+    from .report import write_summary
+
+    config.validate()
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    snapshot = {"run": config.run, "source": str(config.source) if config.source else None,
+                "experiments": [e.__dict__ for e in config.experiments], "benchmark": config.benchmark.to_dict(),
+                "baseline_paddings": config.baseline_paddings, "fraction": config.fraction,
+                "tasks": config.tasks, "models": config.models}  # fmt: skip
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(json.loads(json.dumps(snapshot, default=str)), sort_keys=False)
+    )
+    prepare_models(config, progress)
+    result = SuiteResult(run_dir)
+    for run in plan(config):
+        if only and not any(run.notebook.startswith(o) for o in only):
+            continue
+        logger.info("executing %s -> %s", run.notebook, run.output)
+        result.runs.append(execute(run, progress))
+    try:
+        result.summary = write_summary(run_dir, fraction=config.fraction)
+        _append_suite_section(result)
+    except Exception as e:
+        logger.error("could not write the summary: %s", e)
+    return result
+
+
+def _append_suite_section(result: SuiteResult) -> None:
+    lines = ["", "## Notebooks", "", "| notebook | status | seconds | HTML |", "|---|---|---|---|"]
+    for r in result.runs:
+        status = "ok" if r.ok else f"FAILED: {r.error}"
+        html = r.html.relative_to(result.run_dir) if r.html else ""
+        lines.append(f"| {r.output.relative_to(result.run_dir)} | {status} | {r.seconds:.0f} | {html} |")
+    with open(result.summary, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")

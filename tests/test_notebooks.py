@@ -1,0 +1,46 @@
+"""Each notebook executed through papermill with tiny models and quick settings, then rendered to HTML."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from accelbench.records import read_records
+from accelbench.suite import NOTEBOOKS_DIR, render_html
+
+from .conftest import QUICK
+
+pytestmark = pytest.mark.slow
+
+
+def _execute(name: str, out, **parameters):
+    import papermill as pm
+
+    pm.execute_notebook(str(NOTEBOOKS_DIR / name), str(out), parameters=parameters, kernel_name="python3",
+                        progress_bar=False, cwd=str(NOTEBOOKS_DIR))  # fmt: skip
+    return json.loads(out.read_text())
+
+
+def test_notebooks_end_to_end(tiny_bert, tiny_t5, tmp_path):
+    run_dir = tmp_path / "run"
+    common = {"run_dir": str(run_dir), "settings": QUICK}
+    nb = _execute("01_baseline.ipynb", tmp_path / "01.ipynb", task="sst2", model=str(tiny_bert), **common)
+    assert nb["metadata"]["papermill"]["parameters"]["task"] == "sst2"  # the output documents its inputs
+    _execute("02_quantization.ipynb", tmp_path / "02.ipynb", task="sst2", model=str(tiny_bert),
+             methods=["dynamic-int8"], **common)  # fmt: skip
+    _execute("01_baseline.ipynb", tmp_path / "01t5.ipynb", task="multi30k", model=str(tiny_t5), paddings=["dynamic"],
+             **common)  # fmt: skip
+    nb = _execute("04_pareto.ipynb", tmp_path / "04.ipynb", run_dir=str(run_dir))
+    df = read_records(run_dir)
+    assert set(df["method"]) == {"fp32", "dynamic-int8"}
+    assert set(df["task"]) == {"sst2", "multi30k"}
+    assert (df["status"] == "ok").all()
+    # fixed-length padding was measured by the baseline notebook beside dynamic padding
+    assert set(df[df["task"] == "sst2"]["padding"]) == {"dynamic", "max_length"}
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the Pareto notebook shows no plot"
+    text = json.dumps(outputs)
+    assert "Deploy" in text or "No variant" in text, "the Pareto notebook gives no recommendation"
+    html = render_html(tmp_path / "04.ipynb")
+    assert html.stat().st_size > 10_000 and "<html" in html.read_text()[:2000].lower()
