@@ -17,11 +17,8 @@ from .exceptions import AccelbenchError
 logger = logging.getLogger("accelbench")
 
 
-def _offline_defaults() -> None:
-    # Without these, transformers and datasets first try the hub and wait on the network.
-    if os.environ.get("ACCELBENCH_ONLINE") != "1":
-        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ.setdefault(var, "1")
+def _quiet_defaults() -> None:
+    # The fast tokenizers' own thread pool fights the benchmark's threads after a fork (papermill kernels).
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -143,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _offline_defaults()
+    _quiet_defaults()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"

@@ -147,24 +147,25 @@ class SweepConfig:
     def validate(self) -> None:
         """Check every name and pairing before any work starts."""
         from .compress import get_method
-        from .models import resolve_model
-        from .tasks import get_task
+        from .models import model_family, resolve_model
+        from .tasks import get_task, load_task
 
         self.register_user_definitions()
         for e in self.experiments:
             task = get_task(e.task)
+            load_task(e.task)  # missing, empty or malformed data fails now, not after training
             want = "t5" if task.kind == "seq2seq" else "bert"
             methods = [get_method(m) for m in e.methods]
             for m in e.models:
                 spec = resolve_model(m)
-                if spec.family and spec.family != want:
+                family = model_family(spec)
+                if family != want:
                     raise ConfigError(
-                        f"model {spec.name!r} is {spec.family}-family but task {task.name!r} is {task.kind}",
+                        f"model {spec.name!r} is {family}-family but task {task.name!r} is {task.kind}",
                         f"pair {task.kind} tasks with {want}-family models",
                     )
                 for method in methods:
-                    if spec.family:
-                        method.check(spec.family)
+                    method.check(family)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:

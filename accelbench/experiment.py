@@ -23,7 +23,7 @@ from .compress import get_method
 from .environment import collect_environment
 from .evaluate import agreement, predict, score
 from .exceptions import AccelbenchError, ConfigError
-from .models import LoadedModel, check_fits_task, load_model, resolve_model
+from .models import LoadedModel, check_fits_task, load_model, model_family, resolve_model
 from .records import append_records, config_hash, read_records, recorded_keys
 from .tasks import eval_split, get_task
 
@@ -119,14 +119,13 @@ def run_experiment(
     t = get_task(task)
     spec = resolve_model(model)
     resolved = [get_method(m) for m in methods]
-    family = spec.family
-    if family:
-        want = "t5" if t.kind == "seq2seq" else "bert"
-        if family != want:
-            raise ConfigError(f"model {spec.name!r} ({family}) cannot do task {task!r} ({t.kind})",
-                              f"pair {t.kind} tasks with {want}-family models")  # fmt: skip
-        for m in resolved:
-            m.check(family)
+    family = model_family(spec)
+    want = "t5" if t.kind == "seq2seq" else "bert"
+    if family != want:
+        raise ConfigError(f"model {spec.name!r} ({family}) cannot do task {task!r} ({t.kind})",
+                          f"pair {t.kind} tasks with {want}-family models")  # fmt: skip
+    for m in resolved:
+        m.check(family)
     run_dir = Path(run_dir)
     run = run_dir.name
     data = eval_split(task, s.n_eval)  # fails early on missing data

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ConfigError, ModelError, UnknownNameError
+from .exceptions import ConfigError, ModelError
 from .records import config_hash
 
 logger = logging.getLogger(__name__)
@@ -96,8 +96,17 @@ class ModelSpec:
         return spec
 
     @property
+    def full_recipe(self) -> dict[str, Any] | None:
+        """The recipe with every default filled in: changing a default retrains instead of reusing."""
+        if self.recipe is None:
+            return None
+        from .training import recipe_class
+
+        return asdict(recipe_class(self.recipe.get("kind", ""))(**self.recipe))
+
+    @property
     def key(self) -> str:
-        return config_hash({"base": self.base, "recipe": self.recipe})
+        return config_hash({"base": self.base, "recipe": self.full_recipe})
 
     def checkpoint_dir(self) -> Path:
         return cache_dir() / "models" / f"{self.name}-{self.key}"
@@ -120,12 +129,12 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def _looks_like_checkpoint(name: str) -> bool:
-    return Path(name).expanduser().exists() or ("/" in name and not name.startswith((".", "/")))
-
-
 def resolve_model(name: str | dict[str, Any]) -> ModelSpec:
-    """A config entry (name, or dict with ``name`` and overrides such as ``train:``) to a ModelSpec."""
+    """A config entry (name, or dict with ``name`` and overrides such as ``train:``) to a ModelSpec.
+
+    A name that is not registered is taken as a local checkpoint path or a hub id; ``model_family``
+    checks that it really loads.
+    """
     overrides: dict[str, Any] = {}
     if isinstance(name, dict):
         overrides = dict(name)
@@ -133,20 +142,40 @@ def resolve_model(name: str | dict[str, Any]) -> ModelSpec:
             name = overrides.pop("name")
         except KeyError:
             raise ConfigError("a model entry has no `name`", "write `- name: minilm-sst2`") from None
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(
+            f"model name must be a non-empty string, got {name!r}", "write e.g. `models: [minilm-sst2]`"
+        )
     if name in _MODELS:
         spec = _MODELS[name]
-    elif _looks_like_checkpoint(name) or overrides.get("base") or overrides.get("hub"):
-        overrides.pop("hub", None)
+    else:
         base = overrides.pop("base", name)
         short = Path(name).expanduser().name if Path(name).expanduser().exists() else name
         spec = ModelSpec(name=short, base=base)
-    else:
-        raise UnknownNameError(
-            "model", name, list(_MODELS),
-            "use a built-in model, a local checkpoint path, or a hub id such as owner/model (needs network)",
-        )  # fmt: skip
     train = overrides.pop("train", None)
     return spec.with_overrides(train=train, **overrides) if (train or overrides) else spec
+
+
+def _not_loadable(spec: ModelSpec, path: str, e: Exception) -> ModelError:
+    return ModelError(
+        f"cannot load model {spec.name!r} from {path!r} ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})",
+        f"use a built-in model ({', '.join(list_models())}), a local checkpoint folder, "
+        "or a hub id such as t5-small (needs network)",
+    )
+
+
+def model_family(spec: ModelSpec) -> str:
+    """The spec's family; for a checkpoint, read from its config (fails here, early, if it cannot load)."""
+    if spec.family:
+        return spec.family
+    from transformers import AutoConfig
+
+    path = _base_path(spec)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except Exception as e:
+        raise _not_loadable(spec, path, e) from e
+    return "t5" if config.model_type in SEQ2SEQ_TYPES else "bert"
 
 
 @dataclass
@@ -210,11 +239,7 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except Exception as e:
-        raise ModelError(
-            f"cannot load model {spec.name!r} from {path!r} ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
-            "give a local checkpoint folder, a built-in name (" + ", ".join(list_models()) + "), "
-            "or a hub id with network access",
-        ) from e
+        raise _not_loadable(spec, path, e) from e
     family = spec.family or ("t5" if config.model_type in SEQ2SEQ_TYPES else "bert")
     cls = T5ForConditionalGeneration if family == "t5" else AutoModelForSequenceClassification
     try:

@@ -157,11 +157,19 @@ def _read_local(task: Task):
             "that holds them, or load from the hub with source='hub'",
         )
     paths = {s: [str(p) for p in task.local_paths(s)] for s in task.files}
-    if task.format in ("tsv", "csv"):
+    if task.format in ("tsv", "csv", "json"):
         kw = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if task.format == "tsv" else {}
-        return datasets.load_dataset("csv", data_files=paths, **kw)
-    if task.format == "json":
-        return datasets.load_dataset("json", data_files=paths)
+        try:
+            return datasets.load_dataset("json" if task.format == "json" else "csv", data_files=paths, **kw)
+        except Exception as e:  # datasets reports an empty file as "corresponds to no data"
+            empty = "no data" in str(e)
+            raise DataError(
+                f"task {task.name!r}: {'a split is empty' if empty else 'cannot read'} "
+                f"{', '.join(p for v in paths.values() for p in v)} ({type(e).__name__}: {str(e)[:200]})",
+                "point the task at files with a header row and at least one data row"
+                if empty
+                else f"check that the files are valid {task.format.upper()} with the named columns",
+            ) from e
     # parallel-text: each split is {source_column: file, target_column: file}, line i aligned with line i
     out = {}
     for split, spec in task.files.items():

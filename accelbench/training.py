@@ -38,7 +38,7 @@ class ClassifierRecipe:
 
     kind: str = "classifier"
     task: str = "sst2"
-    train_size: int | None = 20000  # None = the whole train split
+    train_size: int | None = 20000  # None = the whole train split (67,349)
     epochs: float = 1.0
     batch_size: int = 32
     lr: float = 1e-4
@@ -68,11 +68,11 @@ class T5Recipe:
     d_ff: int = 1024
     dropout: float = 0.0
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-3  # 3e-3 reached the same loss but a third of the BLEU in a 300 s trial
     warmup_steps: int = 200
     max_steps: int | None = None
     max_length: int = 64
-    time_budget_s: float = 600.0
+    time_budget_s: float = 780.0  # 600 s (3.8 epochs) gave 14.0 BLEU on test_2016_flickr
     bf16: bool | None = None  # None = use bf16 autocast where the CPU has native bf16
     seed: int = 0
 
@@ -150,7 +150,7 @@ def train_loop(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             step += 1
-            value = float(loss)
+            value = float(loss.detach())
             running = value if running is None else 0.95 * running + 0.05 * value
             if step % 10 == 0 or step == 1:
                 losses.append((step, round(running, 4)))

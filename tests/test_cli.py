@@ -1,0 +1,77 @@
+"""The command line: bad input gives one message naming the fix and exit code 2; records survive."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from accelbench.cli import main
+from accelbench.records import append_records, read_records
+
+
+def _config(tmp_path, body: str):
+    path = tmp_path / "configs" / "c.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+GOOD = """
+    run: r
+    results_dir: {results}
+    experiments:
+      - task: {task}
+        models: [minilm-sst2]
+        methods: [fp32, {method}]
+    benchmark: {{batch_sizes: [{bs}]}}
+"""
+
+
+@pytest.mark.parametrize(
+    "fields, message, fix",
+    [
+        ({"task": "sst3"}, "unknown task 'sst3'; known: multi30k, sst2", "fix:"),
+        ({"method": "int3"}, "unknown method 'int3'", "dynamic-int8"),
+        ({"bs": 0}, "batch sizes must be positive", "fix: use e.g. [1, 8, 32]"),
+        ({"task": "multi30k"}, "is bert-family but task 'multi30k' is seq2seq", "fix: pair seq2seq"),
+    ],
+)
+def test_bad_config_exits_2_with_fix(tmp_path, capsys, fields, message, fix):
+    results = tmp_path / "results"
+    append_records(results / "r", [{"key": "k0", "status": "ok", "metric": 0.9}])  # already recorded
+    values = {"results": results, "task": "sst2", "method": "dynamic-int8", "bs": 1, **fields}
+    code = main(["run", "--config", _config(tmp_path, GOOD.format(**values))])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and fix in err
+    assert err.count("error:") == 1
+    assert len(read_records(results / "r")) == 1  # nothing recorded is lost
+
+
+def test_missing_config_and_bad_yaml(tmp_path, capsys):
+    assert main(["run", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["run", "--config", _config(tmp_path, "run: [unclosed\n")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["run", "--config", _config(tmp_path, "run: x\nexperimentz: []\n")]) == 2
+    assert "unknown config field(s): experimentz" in capsys.readouterr().err
+
+
+def test_list_and_env(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "dynamic-int8" in out and "t5-multi30k" in out and "multi30k" in out
+    assert main(["env"]) == 0
+    assert "env_cpu_model" in capsys.readouterr().out
+
+
+def test_unknown_model_exits_2(tmp_path, capsys):
+    body = GOOD.format(results=tmp_path / "results", task="sst2", method="dynamic-int8", bs=1)
+    code = main(["run", "--config", _config(tmp_path, body.replace("[minilm-sst2]", "[minilm-sst3]"))])
+    err = capsys.readouterr().err
+    assert (
+        code == 2
+        and "cannot load model 'minilm-sst3'" in err
+        and "fix: use a built-in model (minilm-sst2" in err
+    )

@@ -1,0 +1,71 @@
+"""Configs: every YAML in configs/ parses; the offline ones validate; user tasks and models from YAML."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from accelbench.config import load_config, use_config
+from accelbench.exceptions import ConfigError
+from accelbench.suite import plan
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_config_parses(path):
+    config = load_config(path)
+    assert config.experiments and config.run_dir.name == config.run
+    names = [r.notebook for r in plan(config)]
+    assert names[-1] == "04_pareto.ipynb" and "01_baseline.ipynb" in names
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "quick.yaml"])
+def test_offline_configs_validate(name):
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    config.validate()  # tasks, built-in models, methods, data (tiny copies here)
+    assert all("fp32" in e.methods for e in config.experiments)
+
+
+def test_user_task_and_model_in_yaml(tmp_path, tiny_bert):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "train.jsonl").write_text(
+        '{"body": "great", "y": "pos"}\n{"body": "awful", "y": "neg"}\n'
+    )
+    (tmp_path / "d" / "dev.jsonl").write_text('{"body": "fine", "y": "pos"}\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        textwrap.dedent(f"""
+        run: mine
+        tasks:
+          opinions: {{kind: classification, format: json, files: {{train: d/train.jsonl, dev: d/dev.jsonl}},
+                      text_column: body, label_column: y, label_names: [neg, pos]}}
+        models:
+          my-bert: {{base: "{tiny_bert}"}}
+        experiments:
+          - {{task: opinions, models: [my-bert], methods: [dynamic-int8]}}
+    """)
+    )
+    config = load_config(cfg)
+    config.validate()
+    assert config.experiments[0].methods == ["fp32", "dynamic-int8"]  # the baseline is always measured
+    assert plan(config)[0].parameters["config"] == str(cfg.resolve())  # notebooks register the same task
+    from accelbench.tasks import load_task
+
+    use_config(cfg)
+    assert load_task("opinions")["train"]["label"] == [1, 0]
+
+
+@pytest.mark.parametrize("body, match", [
+    ("run: 'a b'\nexperiments: [{task: sst2, models: [minilm-sst2]}]", "not a plain folder name"),
+    ("run: x\nexperiments: []", "has no experiments"),
+    ("run: x\nfraction: 1.5\nexperiments: [{task: sst2, models: [minilm-sst2]}]", "fraction must be in"),
+    ("run: x\nexperiments: [{task: sst2, models: []}]", "lists no models"),
+    ("run: x\nexperiments: [{task: sst2, models: [minilm-sst2], metods: [fp32]}]", "unknown field"),
+])  # fmt: skip
+def test_bad_configs(tmp_path, body, match):
+    (tmp_path / "c.yaml").write_text(body)
+    with pytest.raises(ConfigError, match=match):
+        load_config(tmp_path / "c.yaml")
