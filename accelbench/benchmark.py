@@ -38,7 +38,7 @@ class BenchmarkSettings:
     realtime: bool = field(default=True, metadata={"help": "measure batch-1 latency over single requests"})
     min_time_s: float = field(default=5.0, metadata={"help": "measured time per point, after warm-up"})
     warmup: int = field(default=5, metadata={"help": "warm-up requests (real-time) or batches (batch)"})
-    max_requests: int = field(default=500, metadata={"help": "cap on measured real-time requests"})
+    max_requests: int = field(default=2000, metadata={"help": "safety cap on real-time requests per point"})
     paddings: list[str] = field(
         default_factory=lambda: ["dynamic"], metadata={"help": "dynamic and/or max_length"}
     )

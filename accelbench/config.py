@@ -37,7 +37,7 @@ class ExperimentConfig:
 
     task: str
     models: list[Any]
-    methods: list[str] = field(default_factory=lambda: ["fp32"])
+    methods: list[Any] = field(default_factory=lambda: ["fp32"])  # names or {name: ..., option: ...}
 
     def __post_init__(self) -> None:
         if isinstance(self.models, str | dict):
@@ -50,7 +50,8 @@ class ExperimentConfig:
             raise ConfigError(
                 f"experiment on {self.task!r} lists no methods", "add `methods: [fp32, dynamic-int8]`"
             )
-        if "fp32" not in self.methods:
+        names = [m.get("name") if isinstance(m, dict) else m for m in self.methods]
+        if "fp32" not in names:
             self.methods = ["fp32", *self.methods]  # every comparison needs its baseline
 
 

@@ -36,9 +36,9 @@ def _settings(settings: BenchmarkSettings | dict[str, Any] | None) -> BenchmarkS
     return settings if isinstance(settings, BenchmarkSettings) else BenchmarkSettings.from_dict(settings)
 
 
-def variant_key(task: str, spec, method: str, settings: BenchmarkSettings) -> str:
+def variant_key(task: str, spec, method, settings: BenchmarkSettings) -> str:
     return config_hash({"task": task, "model": spec.name, "model_key": spec.key, "base": spec.base,
-                        "method": method, "settings": settings.to_dict()})  # fmt: skip
+                        "method": method.label, "options": method.options, "settings": settings.to_dict()})  # fmt: skip
 
 
 def _predictions_path(run_dir: Path, task: str, model: str, method: str) -> Path:
@@ -82,14 +82,15 @@ def _save_predictions(path: Path, preds, metrics, s: BenchmarkSettings) -> dict:
     return data
 
 
-def _base_record(run: str, task, loaded: LoadedModel, method: str, key: str, s: BenchmarkSettings) -> dict:
+def _base_record(run: str, task, loaded: LoadedModel, method, key: str, s: BenchmarkSettings) -> dict:
     info = loaded.info.get("training", {})
     rec = {
         "run": run, "key": key, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "task": task.name, "task_kind": task.kind, "model": loaded.spec.name, "model_family": loaded.family,
         "model_key": loaded.spec.key, "model_path": loaded.path, "params_m": round(loaded.n_params / 1e6, 2),
         "train_steps": info.get("steps"), "train_wall_s": info.get("wall_s"),
-        "method": method, "variant": f"{loaded.spec.name}:{method}",
+        "method": method.label, "method_name": method.name, "variant": f"{loaded.spec.name}:{method.label}",
+        "method_options": json.dumps(method.options, default=str) if method.options else None,
         "n_eval": None, "threads": None, "accelbench": __version__,
     }  # fmt: skip
     rec.update(
@@ -113,12 +114,11 @@ def run_experiment(
     Bad input (unknown task/model/method, a method that does not apply) raises before any work starts.
     """
     s = _settings(settings)
-    methods = list(methods or [BASELINE_METHOD])
-    if not methods:
-        raise ConfigError("no methods to run", "give at least one method, e.g. ['fp32']")
     t = get_task(task)
     spec = resolve_model(model)
-    resolved = [get_method(m) for m in methods]
+    resolved = [get_method(m) for m in (methods or [BASELINE_METHOD])]
+    if len({m.label for m in resolved}) < len(resolved):
+        raise ConfigError("the same method is listed twice", "list each method (with its options) once")
     family = model_family(spec)
     want = "t5" if t.kind == "seq2seq" else "bert"
     if family != want:
@@ -137,21 +137,21 @@ def run_experiment(
     _set_threads(s)
     env = collect_environment()
     done = set() if force else recorded_keys(run_dir, status="ok")
-    keys = {m: variant_key(task, loaded.spec, m, s) for m in methods}
-    todo = [m for m in methods if keys[m] not in done]
-    for m in methods:
+    keys = {m.label: variant_key(task, loaded.spec, m, s) for m in resolved}
+    todo = [m for m in resolved if keys[m.label] not in done]
+    for m in resolved:
         if m not in todo:
-            logger.info("%s %s %s: already recorded (key %s), skipped", task, loaded.spec.name, m, keys[m])
+            logger.info("%s %s %s: already recorded (key %s), skipped", task, loaded.spec.name, m.label, keys[m.label])
     base = _baseline(loaded, t, texts, refs, s, run_dir, progress) if todo else None
     for m in todo:
-        rec = _base_record(run, t, loaded, m, keys[m], s)
+        rec = _base_record(run, t, loaded, m, keys[m.label], s)
         try:
             rows = _measure(m, loaded, t, texts, refs, s, run_dir, base, progress)
             append_records(run_dir, [{**rec, **env, **row} for row in rows])
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:  # one failing variant never stops the sweep
-            logger.error("%s %s %s failed: %s", task, loaded.spec.name, m, e)
+            logger.error("%s %s %s failed: %s", task, loaded.spec.name, m.label, e)
             err = e.message if isinstance(e, AccelbenchError) else f"{type(e).__name__}: {e}"
             append_records(run_dir, [{**rec, **env, "status": "error", "error": err,
                                       "traceback": traceback.format_exc(limit=5)}])  # fmt: skip
@@ -165,19 +165,19 @@ def run_experiment(
     )
 
 
-def _measure(method: str, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path,
+def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path,
              base: dict, progress: bool) -> list[dict]:  # fmt: skip
     """Quality then speed of one variant; returns one record fragment per scenario point."""
     import torch
 
-    variant = get_method(method).apply(loaded)
-    if method == BASELINE_METHOD:
+    variant = method.apply(loaded)
+    if method.label == BASELINE_METHOD:
         preds, metrics = base["predictions"], base["metrics"]
     else:
         preds = predict(variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens, num_beams=s.num_beams,
-                        progress=progress, desc=f"{method} predictions")  # fmt: skip
+                        progress=progress, desc=f"{method.label} predictions")  # fmt: skip
         metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
-        _save_predictions(_predictions_path(run_dir, task.name, loaded.spec.name, method), preds, metrics, s)
+        _save_predictions(_predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s)
     primary = task.metric
     quality = {
         **metrics, "metric_name": primary, "metric": metrics[primary],

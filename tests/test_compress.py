@@ -71,3 +71,28 @@ def test_methods_generate_on_tiny_t5(tiny_t5):
         out = get_method(name).apply(loaded).predictor.generate(texts, max_new_tokens=6)
         assert len(out.texts) == 2 and out.new_tokens >= 0
     assert len(ref.texts) == 2
+
+
+def test_methods_with_options_get_their_own_label():
+    from accelbench.exceptions import ConfigError
+
+    @register_method
+    class WithOptions(Method):
+        name = "with-options-test"
+
+        def __init__(self, calibration: str = "minmax", samples: int = 128):
+            self.options = {"calibration": calibration, "samples": samples}
+
+        def apply(self, loaded):
+            raise AssertionError
+
+    try:
+        assert get_method("with-options-test").label == "with-options-test"
+        m = get_method({"name": "with-options-test", "calibration": "entropy"})
+        assert m.label == "with-options-test[calibration=entropy]" and m.options["samples"] == 128
+        with pytest.raises(ConfigError, match="its options are: calibration, samples"):
+            get_method({"name": "with-options-test", "colour": "red"})
+        with pytest.raises(ConfigError, match="has no `name`"):
+            get_method({"calibration": "entropy"})
+    finally:
+        _METHODS.pop("with-options-test")

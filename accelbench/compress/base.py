@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import MethodNotApplicableError, UnknownNameError
+from ..exceptions import ConfigError, MethodNotApplicableError, UnknownNameError
 from ..runtimes.base import Predictor
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,14 @@ class Method(ABC):
     families: tuple[str, ...] = ("bert", "t5")
     runtime: str = "pytorch"
     dtype: str = "fp32"
+    options: dict[str, Any] = {}  # a method with settings keeps them here (set by its __init__)
+
+    @property
+    def label(self) -> str:
+        """The name records use: the registry name, plus the options that differ from the defaults."""
+        defaults = type(self)().options
+        changed = {k: v for k, v in self.options.items() if defaults.get(k) != v}
+        return self.name if not changed else f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
 
     def unavailable_reason(self) -> str | None:
         """Why this method cannot run on this machine (missing hardware or library), or None."""
@@ -69,11 +77,29 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def get_method(name: str) -> Method:
+def get_method(spec: str | dict[str, Any] | Method) -> Method:
+    """A method by name, or by ``{"name": ..., **options}`` for a method that takes options."""
+    if isinstance(spec, Method):
+        return spec
+    options: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        options = dict(spec)
+        name = options.pop("name", None)
+        if name is None:
+            raise ConfigError("a method entry has no `name`", "write e.g. `{name: ort-static-int8, calibration: entropy}`")
+    else:
+        name = spec
     try:
-        return _METHODS[name]
-    except KeyError:
-        raise UnknownNameError("method", name, list(_METHODS), "pick methods from the list above") from None
+        method = _METHODS[name]
+    except (KeyError, TypeError):
+        raise UnknownNameError("method", str(name), list(_METHODS), "pick methods from the list above") from None
+    if not options:
+        return method
+    try:
+        return type(method)(**options)
+    except TypeError as e:
+        known = ", ".join(sorted(method.options)) or "none"
+        raise ConfigError(f"method {name!r}: bad option(s) {sorted(options)} ({e})", f"its options are: {known}") from e
 
 
 def list_methods() -> list[str]:
