@@ -141,7 +141,9 @@ def run_experiment(
     todo = [m for m in resolved if keys[m.label] not in done]
     for m in resolved:
         if m not in todo:
-            logger.info("%s %s %s: already recorded (key %s), skipped", task, loaded.spec.name, m.label, keys[m.label])
+            logger.info(
+                "%s %s %s: already recorded (key %s), skipped", task, loaded.spec.name, m.label, keys[m.label]
+            )
     base = _baseline(loaded, t, texts, refs, s, run_dir, progress) if todo else None
     for m in todo:
         rec = _base_record(run, t, loaded, m, keys[m.label], s)
@@ -177,7 +179,9 @@ def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSetting
         preds = predict(variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens, num_beams=s.num_beams,
                         progress=progress, desc=f"{method.label} predictions")  # fmt: skip
         metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
-        _save_predictions(_predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s)
+        _save_predictions(
+            _predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s
+        )
     primary = task.metric
     quality = {
         **metrics, "metric_name": primary, "metric": metrics[primary],
@@ -188,7 +192,26 @@ def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSetting
     }  # fmt: skip
     rows = run_scenarios(variant.predictor, task.kind, texts, s, progress)
     variant.predictor.close()
+    _add_percent_of_peak(rows, loaded, texts, variant.dtype, s, run_dir)
     return [{**quality, **row, "status": "ok", "error": None} for row in rows]
+
+
+def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: str, s: BenchmarkSettings,
+                         run_dir: Path) -> None:  # fmt: skip
+    """Achieved matrix-multiply GOP/s of each point and its share of this machine's peak for the dtype."""
+    from .peak import measure_peaks, ops_per_sample, percent_of_peak
+
+    peaks = measure_peaks(run_dir)
+    prefixed = [loaded.spec.prefix + t for t in texts] if loaded.spec.prefix else list(texts)
+    ids = loaded.tokenizer(prefixed, truncation=True, max_length=s.max_length)["input_ids"]
+    tokens_in = sum(map(len, ids)) / len(ids)
+    for row in rows:
+        tokens_out = row.get("tokens_per_s", 0.0) / row["throughput"] if row.get("tokens_per_s") else 0.0
+        ops = ops_per_sample(loaded.model.config, loaded.family, tokens_in, tokens_out)
+        achieved = ops * row["throughput"]
+        row.update(tokens_in_mean=round(tokens_in, 2), gop_per_sample=ops / 1e9, achieved_gops=achieved / 1e9,
+                   peak_gops=peaks.get({"bf16": "bf16", "int8": "int8"}.get(dtype, "fp32")),
+                   pct_of_peak=percent_of_peak(achieved, dtype, peaks))  # fmt: skip
 
 
 def records_for(run_dir: str | Path, task: str | None = None) -> pd.DataFrame:

@@ -1,0 +1,104 @@
+"""Percent of hardware peak: how far a variant is from what this machine's matrix units can do.
+
+Once per run, time large square matrix multiplies in fp32, bf16 and int8 (the peaks); for each variant,
+count the matrix-multiply operations its model does per sample (from the config and the real token counts)
+and divide the achieved operations per second by the peak of the variant's precision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+PEAK_SIZE = 1024
+PEAK_MIN_TIME_S = 1.0
+PEAKS_FILE = "peaks.json"
+DTYPE_PEAK = {"fp32": "fp32", "bf16": "bf16", "fp16": "bf16", "int8": "int8"}
+
+
+def _mm(dtype: str, n: int):
+    import torch
+
+    if dtype == "int8":
+        a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        return lambda: torch._int_mm(a, b)  # int8 x int8 -> int32, the kernel family int8 inference uses
+    t = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(n, n).to(t), torch.randn(n, n).to(t)
+    return lambda: a @ b
+
+
+def matmul_peak(dtype: str, n: int = PEAK_SIZE, min_time_s: float = PEAK_MIN_TIME_S) -> float | None:
+    """Best operations per second (2 n^3 per multiply) of an n x n matmul; None if unsupported here."""
+    try:
+        fn = _mm(dtype, n)
+        fn()
+    except (RuntimeError, NotImplementedError) as e:
+        logger.warning("no %s matmul on this machine: %s", dtype, e)
+        return None
+    best, start = 0.0, time.perf_counter()
+    while time.perf_counter() - start < min_time_s:
+        t = time.perf_counter()
+        fn()
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def measure_peaks(run_dir: str | Path | None = None, n: int = PEAK_SIZE) -> dict[str, Any]:
+    """fp32/bf16/int8 peaks in GOP/s, measured once and kept in run_dir/peaks.json."""
+    import torch
+
+    path = Path(run_dir) / PEAKS_FILE if run_dir else None
+    if path and path.exists():
+        return json.loads(path.read_text())
+    peaks: dict[str, Any] = {"threads": torch.get_num_threads(), "size": n}
+    for dtype in ("fp32", "bf16", "int8"):
+        value = matmul_peak(dtype, n)
+        peaks[dtype] = None if value is None else round(value / 1e9, 1)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(peaks))
+    logger.info("matmul peaks (GOP/s): %s", peaks)
+    return peaks
+
+
+def _get(config, *names, default=None):
+    for n in names:
+        v = getattr(config, n, None)
+        if v is not None:
+            return v
+    return default
+
+
+def ops_per_sample(config, family: str, tokens_in: float, tokens_out: float = 0.0) -> float:
+    """Matrix-multiply operations (2 per multiply-add) of one sample's forward pass(es).
+
+    Encoder: per token and layer 4 d^2 (attention projections) + 2 d f (feed-forward) multiply-adds, plus
+    2 T d for attention scores and values. T5 decoding adds, per generated token and decoder layer, self-
+    and cross-attention projections and the feed-forward, and the d x vocab output projection; the cross-
+    attention keys/values of the source are projected once per sample.
+    """
+    d = _get(config, "hidden_size", "d_model")
+    f = _get(config, "intermediate_size", "d_ff")
+    n_enc = _get(config, "num_hidden_layers", "num_layers")
+    macs = n_enc * tokens_in * (4 * d * d + 2 * d * f + 2 * tokens_in * d)
+    if family == "t5" and tokens_out:
+        n_dec = _get(config, "num_decoder_layers", default=n_enc)
+        vocab = config.vocab_size
+        per_token = (
+            n_dec * (4 * d * d + 2 * d * d + 2 * d * f + 2 * (tokens_out / 2 + tokens_in) * d) + d * vocab
+        )
+        macs += tokens_out * per_token + n_dec * tokens_in * 2 * d * d
+    elif family != "t5":
+        macs += d * d  # pooler
+    return 2.0 * macs
+
+
+def percent_of_peak(ops_per_s: float, dtype: str, peaks: dict[str, Any]) -> float | None:
+    peak = peaks.get(DTYPE_PEAK.get(dtype, "fp32"))
+    return None if not peak else 100.0 * ops_per_s / (peak * 1e9)
