@@ -83,7 +83,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         m = get_method(name)
         why = m.unavailable_reason()
         print(
-            f"  {name:<14} {','.join(m.families):<15} {m.description}"
+            f"  {name:<18} {','.join(m.families):<11} {m.description}"
             + (f"  [unavailable: {why}]" if why else "")
         )
     return 0

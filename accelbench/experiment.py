@@ -199,7 +199,7 @@ def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSetting
 def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: str, s: BenchmarkSettings,
                          run_dir: Path) -> None:  # fmt: skip
     """Achieved matrix-multiply GOP/s of each point and its share of this machine's peak for the dtype."""
-    from .peak import measure_peaks, ops_per_sample, percent_of_peak
+    from .peak import measure_peaks, ops_per_sample, peak_for, percent_of_peak
 
     peaks = measure_peaks(run_dir)
     prefixed = [loaded.spec.prefix + t for t in texts] if loaded.spec.prefix else list(texts)
@@ -210,7 +210,7 @@ def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: st
         ops = ops_per_sample(loaded.model.config, loaded.family, tokens_in, tokens_out)
         achieved = ops * row["throughput"]
         row.update(tokens_in_mean=round(tokens_in, 2), gop_per_sample=ops / 1e9, achieved_gops=achieved / 1e9,
-                   peak_gops=peaks.get({"bf16": "bf16", "int8": "int8"}.get(dtype, "fp32")),
+                   peak_gops=peak_for(dtype, peaks),
                    pct_of_peak=percent_of_peak(achieved, dtype, peaks))  # fmt: skip
 
 

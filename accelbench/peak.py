@@ -99,6 +99,11 @@ def ops_per_sample(config, family: str, tokens_in: float, tokens_out: float = 0.
     return 2.0 * macs
 
 
+def peak_for(dtype: str, peaks: dict[str, Any]) -> float | None:
+    """The measured peak (GOP/s) matching a variant's precision; None where none was measured (int16)."""
+    return peaks.get(DTYPE_PEAK[dtype]) if dtype in DTYPE_PEAK else None
+
+
 def percent_of_peak(ops_per_s: float, dtype: str, peaks: dict[str, Any]) -> float | None:
-    peak = peaks.get(DTYPE_PEAK.get(dtype, "fp32"))
+    peak = peak_for(dtype, peaks)
     return None if not peak else 100.0 * ops_per_s / (peak * 1e9)

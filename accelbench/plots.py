@@ -136,3 +136,23 @@ def padding_comparison(records: pd.DataFrame) -> Figure | None:
     )
     ax.legend()
     return fig
+
+
+def percent_of_peak(records: pd.DataFrame, batch_size: int = 32) -> Figure | None:
+    """Each variant's achieved matrix-multiply rate as a share of this machine's peak for its precision."""
+    df = _ok(records)
+    if "pct_of_peak" not in df:
+        return None
+    df = df[(df["scenario"] == "batch") & (df["padding"] == "dynamic")]
+    if df.empty:
+        return None
+    bs = batch_size if (df["batch_size"] == batch_size).any() else int(df["batch_size"].max())
+    df = df[df["batch_size"] == bs].drop_duplicates("variant", keep="last")
+    fig, (ax,) = _fig()
+    bars = ax.bar(df["variant"], df["pct_of_peak"], color="tab:green")
+    for bar, (_, row) in zip(bars, df.iterrows(), strict=True):
+        ax.annotate(f"{row['achieved_gops']:.0f} of {row['peak_gops']:.0f} GOP/s", (bar.get_x() + bar.get_width() / 2,
+                    bar.get_height()), ha="center", va="bottom", fontsize=8)  # fmt: skip
+    ax.set(ylabel="% of matmul peak (same precision)", title=f"hardware use at batch {bs}")
+    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
+    return fig

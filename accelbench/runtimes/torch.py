@@ -46,6 +46,11 @@ class TorchPredictor(Predictor):
                 do_sample=False,
                 early_stopping=num_beams > 1,
             )  # (B, 1 + T): decoder start token, then generated tokens
-        pad = self.tokenizer.pad_token_id
-        new_tokens = int((out[:, 1:] != pad).sum())
+        seq = out[:, 1:]  # (B, T) generated tokens
+        is_eos = seq == self.tokenizer.eos_token_id
+        # through the first end-of-sequence token: finished beams may be filled with </s> rather than <pad>
+        per_row = torch.where(
+            is_eos.any(1), is_eos.int().argmax(1) + 1, (seq != self.tokenizer.pad_token_id).sum(1)
+        )
+        new_tokens = int(per_row.sum())
         return Generation(self.tokenizer.batch_decode(out, skip_special_tokens=True), new_tokens)
