@@ -118,8 +118,10 @@ def padding_comparison(records: pd.DataFrame) -> Figure | None:
     """Dynamic (length-sorted) vs max_length padding throughput per batch size, for each variant."""
     df = _ok(records)
     df = df[df["scenario"] == "batch"]
-    if df["padding"].nunique() < 2:
+    both = [v for v, g in df.groupby("variant", sort=False) if g["padding"].nunique() > 1]
+    if not both:
         return None
+    df = df[df["variant"] == both[0]]  # the variant measured both ways (the fp32 baseline)
     piv = df.pivot_table(index="batch_size", columns="padding", values="throughput", aggfunc="last")
     fig, (ax,) = _fig()
     x = np.arange(len(piv))
@@ -156,3 +158,53 @@ def percent_of_peak(records: pd.DataFrame, batch_size: int = 32) -> Figure | Non
     ax.set(ylabel="% of matmul peak (same precision)", title=f"hardware use at batch {bs}")
     ax.tick_params(axis="x", labelrotation=15, labelsize=8)
     return fig
+
+
+def calibration_sensitivity(records: pd.DataFrame, method: str = "ort-static-int8") -> Figure | None:
+    """Static-int8 metric by calibration method and sample count, with 95% intervals and the fp32 line."""
+    df = _ok(records)
+    if "method_options" not in df or "method_name" not in df:
+        return None
+    df = df[df["method_name"] == method].drop_duplicates("variant", keep="last")
+    if df.empty:
+        return None
+    import json
+
+    opts = df["method_options"].map(lambda o: json.loads(o) if isinstance(o, str) else {})
+    df = df.assign(calibration=opts.map(lambda o: o.get("calibration", "minmax")),
+                   samples=opts.map(lambda o: o.get("samples", 128)))  # fmt: skip
+    fig, (ax,) = _fig()
+    for cal, g in df.groupby("calibration"):
+        g = g.sort_values("samples")
+        err = np.vstack([g["metric"] - g["metric_ci_low"], g["metric_ci_high"] - g["metric"]])
+        ax.errorbar(g["samples"], g["metric"], yerr=err, marker="o", capsize=3, label=cal)
+    base = _ok(records)
+    base = base[base["method"] == "fp32"]
+    if len(base):
+        ax.axhline(base["metric"].iloc[-1], color="k", ls="--", lw=1, label="fp32")
+    ax.set(xscale="log", xlabel="calibration samples (training texts)", ylabel=df["metric_name"].iloc[0],
+           title=f"{method}: calibration sensitivity")  # fmt: skip
+    ax.legend()
+    return fig
+
+
+def calibration_table(records: pd.DataFrame, method: str = "ort-static-int8") -> pd.DataFrame:
+    """Metric (with CI) of every calibration setting of ``method``: rows calibration, columns samples."""
+    df = _ok(records)
+    df = df[df.get("method_name", pd.Series(dtype=str)) == method].drop_duplicates("variant", keep="last")
+    if df.empty:
+        return pd.DataFrame()
+    import json
+
+    opts = df["method_options"].map(lambda o: json.loads(o) if isinstance(o, str) else {})
+    cell = (
+        df["metric"].map("{:.3f}".format)
+        + " ["
+        + df["metric_ci_low"].map("{:.3f}".format)
+        + ", "
+        + df["metric_ci_high"].map("{:.3f}".format)
+        + "]"
+    )
+    table = pd.DataFrame({"calibration": opts.map(lambda o: o.get("calibration", "minmax")),
+                          "samples": opts.map(lambda o: o.get("samples", 128)), "metric": cell})  # fmt: skip
+    return table.pivot_table(index="calibration", columns="samples", values="metric", aggfunc="last")

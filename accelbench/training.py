@@ -132,13 +132,17 @@ def train_loop(
     model.train()
     losses: list[tuple[int, float]] = []
     step, start, planned, running = 0, time.perf_counter(), total_steps, None
-    bar = tqdm(total=total_steps, desc=desc, disable=not progress, unit="step")
+    bar = tqdm(
+        total=total_steps if total_steps < 10**8 else None, desc=desc, disable=not progress, unit="step"
+    )
     done = False
     while not done:
         for batch in batches():
             elapsed = time.perf_counter() - start
             if step >= 20:  # budget-aware schedule length
                 planned = min(total_steps, max(step + 1, int(time_budget_s / (elapsed / step))))
+                if step % 50 == 0:
+                    bar.total = planned  # the bar shows the steps the budget allows
             warm = min(1.0, (step + 1) / max(1, warmup_steps))
             decay = max(0.0, 1 - step / max(1, planned)) if step >= warmup_steps else 1.0
             for g in opt.param_groups:
