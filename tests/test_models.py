@@ -36,6 +36,7 @@ def test_recipe_overrides_change_the_cache_key():
 @pytest.mark.parametrize("model, train, match", [("minilm-sst2", {"epochs": -1}, "epochs must be positive"),
                                                  ("t5-multi30k", {"time_budget_s": 0}, "time_budget_s must be positive"),
                                                  ("t5-multi30k", {"d_model": 250}, "not divisible by num_heads"),
+                                                 ("t5-multi30k", {"optimizer": "sgd"}, "optimizer must be one of"),
                                                  ("t5-multi30k", {"colour": 1}, "unknown training setting")])  # fmt: skip
 def test_bad_training_settings(model, train, match):
     with pytest.raises(ConfigError, match=match):

@@ -42,7 +42,11 @@ class Method(ABC):
         """The name records use: the registry name, plus the options that differ from the defaults."""
         defaults = type(self)().options
         changed = {k: v for k, v in self.options.items() if defaults.get(k) != v}
-        return self.name if not changed else f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
+        return (
+            self.name
+            if not changed
+            else f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(changed.items()))}]"
+        )
 
     def unavailable_reason(self) -> str | None:
         """Why this method cannot run on this machine (missing hardware or library), or None."""
@@ -86,20 +90,26 @@ def get_method(spec: str | dict[str, Any] | Method) -> Method:
         options = dict(spec)
         name = options.pop("name", None)
         if name is None:
-            raise ConfigError("a method entry has no `name`", "write e.g. `{name: ort-static-int8, calibration: entropy}`")
+            raise ConfigError(
+                "a method entry has no `name`", "write e.g. `{name: ort-static-int8, calibration: entropy}`"
+            )
     else:
         name = spec
     try:
         method = _METHODS[name]
     except (KeyError, TypeError):
-        raise UnknownNameError("method", str(name), list(_METHODS), "pick methods from the list above") from None
+        raise UnknownNameError(
+            "method", str(name), list(_METHODS), "pick methods from the list above"
+        ) from None
     if not options:
         return method
     try:
         return type(method)(**options)
     except TypeError as e:
         known = ", ".join(sorted(method.options)) or "none"
-        raise ConfigError(f"method {name!r}: bad option(s) {sorted(options)} ({e})", f"its options are: {known}") from e
+        raise ConfigError(
+            f"method {name!r}: bad option(s) {sorted(options)} ({e})", f"its options are: {known}"
+        ) from e
 
 
 def list_methods() -> list[str]:
