@@ -18,7 +18,7 @@ CONFIG ?= configs/default.yaml
 QUICK_CONFIG ?= configs/quick.yaml
 RUN_ARGS ?=
 PYTEST_ARGS ?=
-LINT_PATHS ?= accelbench tests data
+LINT_PATHS ?= accelbench tests data benchmarks
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
 BIN := $(VENV)/bin
