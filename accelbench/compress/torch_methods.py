@@ -10,9 +10,10 @@ from ..runtimes.torch import TorchPredictor
 from .base import Method, Variant, register_method, torch_size_mb
 
 
-def _variant(method: Method, loaded, model, **details) -> Variant:
+def torch_variant(method: Method, loaded, model, **details) -> Variant:
+    """A variant that runs ``model`` in PyTorch eager mode (every torch-based method ends here)."""
     predictor = TorchPredictor(model, loaded.tokenizer, loaded.family, loaded.spec.prefix)
-    return Variant(method.name, predictor, method.runtime, method.dtype, torch_size_mb(model), details)
+    return Variant(method.label, predictor, method.runtime, method.dtype, torch_size_mb(model), details)
 
 
 @register_method
@@ -21,7 +22,7 @@ class FP32(Method):
     description = "the unmodified model in float32: the baseline every variant is compared with"
 
     def apply(self, loaded) -> Variant:
-        return _variant(self, loaded, loaded.model)
+        return torch_variant(self, loaded, loaded.model)
 
 
 @register_method
@@ -36,7 +37,7 @@ class BF16(Method):
     def apply(self, loaded) -> Variant:
         import torch
 
-        return _variant(self, loaded, copy.deepcopy(loaded.model).to(torch.bfloat16))
+        return torch_variant(self, loaded, copy.deepcopy(loaded.model).to(torch.bfloat16))
 
 
 @register_method
@@ -56,6 +57,6 @@ class DynamicInt8(Method):
                 copy.deepcopy(loaded.model), {torch.nn.Linear}, dtype=torch.qint8
             )
         n = sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.modules())
-        return _variant(
+        return torch_variant(
             self, loaded, model, quantized_linear_layers=n, engine=torch.backends.quantized.engine
         )

@@ -41,8 +41,8 @@ import logging
 from typing import Any
 
 from ..exceptions import ConfigError, MethodNotApplicableError
-from ..runtimes.torch import TorchPredictor
-from .base import Method, Variant, register_method, torch_size_mb
+from .base import Method, Variant, register_method
+from .torch_methods import torch_variant
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,7 @@ class _TorchaoMethod(Method):
             "torchao": torchao.__version__,
             "config": repr(config),
         }
-        predictor = TorchPredictor(model, loaded.tokenizer, loaded.family, loaded.spec.prefix)
-        return Variant(self.name, predictor, self.runtime, self.dtype, torch_size_mb(model), details)
+        return torch_variant(self, loaded, model, **details)
 
 
 @register_method
