@@ -24,7 +24,7 @@ from .environment import collect_environment
 from .evaluate import agreement, predict, score
 from .exceptions import AccelbenchError, ConfigError
 from .models import LoadedModel, check_fits_task, load_model, model_family, resolve_model
-from .records import append_records, config_hash, read_records, recorded_keys
+from .records import append_records, config_hash, latest, read_records, recorded_keys
 from .tasks import eval_split, get_task
 
 logger = logging.getLogger(__name__)
@@ -158,13 +158,8 @@ def run_experiment(
             append_records(run_dir, [{**rec, **env, "status": "error", "error": err,
                                       "traceback": traceback.format_exc(limit=5)}])  # fmt: skip
         gc.collect()
-    df = read_records(run_dir)
-    if df.empty:
-        return df
-    mine = df[df["key"].isin(set(keys.values()))]
-    return mine.drop_duplicates(subset=["key", "scenario", "batch_size", "padding"], keep="last").reset_index(
-        drop=True
-    )
+    df = records_for(run_dir)
+    return df[df["key"].isin(set(keys.values()))].reset_index(drop=True) if len(df) else df
 
 
 def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path,
@@ -221,9 +216,9 @@ def records_for(run_dir: str | Path, task: str | None = None) -> pd.DataFrame:
         return df
     if task is not None:
         df = df[df["task"] == task]
-    return df.drop_duplicates(subset=["key", "scenario", "batch_size", "padding"], keep="last").reset_index(
-        drop=True
-    )
+    df = latest(df)
+    fixed = set(df.loc[df["status"] == "ok", "key"])  # a failure that a rerun measured is history, not news
+    return df[(df["status"] == "ok") | ~df["key"].isin(fixed)].reset_index(drop=True)
 
 
 def resolve_run_dir(run_dir: str | Path | None) -> Path:

@@ -92,3 +92,16 @@ def test_seq2seq_records(tiny_t5, tmp_path):
     assert set(df["metric_name"]) == {"bleu"}
     assert {"chrf", "tokens_per_s", "ms_per_token"} <= set(df.columns)
     assert (df["status"] == "ok").all()
+
+
+def test_records_for_hides_failures_that_a_rerun_fixed(tmp_path):
+    from accelbench.experiment import records_for
+    from accelbench.records import append_records
+
+    run = tmp_path / "run"
+    append_records(run, [{"key": "a", "task": "sst2", "status": "error", "error": "boom"},
+                         {"key": "b", "task": "sst2", "status": "error", "error": "still broken"}])  # fmt: skip
+    append_records(run, [{"key": "a", "task": "sst2", "status": "ok", "scenario": "realtime", "batch_size": 1,
+                          "padding": "dynamic"}])  # fmt: skip
+    df = records_for(run, "sst2")
+    assert sorted(zip(df["key"], df["status"], strict=True)) == [("a", "ok"), ("b", "error")]
