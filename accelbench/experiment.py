@@ -92,6 +92,10 @@ def _base_record(run: str, task, loaded: LoadedModel, method, key: str, s: Bench
         "method": method.label, "method_name": method.name, "variant": f"{loaded.spec.name}:{method.label}",
         "method_options": json.dumps(method.options, default=str) if method.options else None,
         "n_eval": None, "threads": None, "accelbench": __version__,
+        # how the weights were made, so any frontier point can be rebuilt from its record
+        "model_recipe": json.dumps(loaded.info.get("recipe") or loaded.spec.full_recipe, default=str)
+        if (loaded.info.get("recipe") or loaded.spec.recipe) else None,
+        "teacher": info.get("teacher"), "train_examples": info.get("train_examples"),
     }  # fmt: skip
     rec.update(
         {f"setting_{k}": (json.dumps(v) if isinstance(v, list) else v) for k, v in s.to_dict().items()}

@@ -106,7 +106,14 @@ class ModelSpec:
 
     @property
     def key(self) -> str:
-        return config_hash({"base": self.base, "recipe": self.full_recipe})
+        """Hash of everything that makes the weights: base, full recipe, and a student's teacher's key."""
+        from .distill import teacher_key
+
+        payload: dict[str, Any] = {"base": self.base, "recipe": self.full_recipe}
+        parent = teacher_key(self.recipe)
+        if parent is not None:
+            payload["teacher_key"] = parent
+        return config_hash(payload)
 
     def checkpoint_dir(self) -> Path:
         return cache_dir() / "models" / f"{self.name}-{self.key}"
@@ -168,6 +175,9 @@ def model_family(spec: ModelSpec) -> str:
     """The spec's family; for a checkpoint, read from its config (fails here, early, if it cannot load)."""
     if spec.family:
         return spec.family
+    kind = (spec.recipe or {}).get("kind", "")
+    if kind.startswith("distill-"):
+        return "t5" if kind == "distill-t5" else "bert"
     from transformers import AutoConfig
 
     path = _base_path(spec)
@@ -206,12 +216,13 @@ def ensure_trained(spec: ModelSpec, progress: bool = True) -> Path:
     if (out / "accelbench.json").exists():
         logger.info("using cached checkpoint %s", out)
         return out
+    from .distill import check_recipe
     from .training import train_from_recipe
 
+    check_recipe(spec)  # a student that does not fit its teacher fails here, before any training
     logger.info("training %s (recipe %s) into %s", spec.name, spec.key, out)
-    train_from_recipe(
-        spec.recipe, base=_base_path(spec) if spec.base else None, out_dir=out, progress=progress
-    )
+    train_from_recipe(spec.full_recipe, base=_base_path(spec) if spec.base else None, out_dir=out,
+                      progress=progress)  # fmt: skip
     return out
 
 
@@ -301,5 +312,23 @@ register_model(
         recipe={"kind": "t5-scratch", "task": "multi30k"},
         task="multi30k",
         description="compact T5 trained from scratch on Multi30k En->De by accelbench (own unigram tokenizer)",
+    )
+)
+register_model(
+    ModelSpec(
+        name="minilm-sst2-l3",
+        family="bert",
+        recipe={"kind": "distill-classifier", "teacher": "minilm-sst2", "layers": [0, 2, 4]},
+        task="sst2",
+        description="3-layer student of minilm-sst2 (its layers 0, 2, 4 copied), distilled on SST-2 soft targets",
+    )
+)
+register_model(
+    ModelSpec(
+        name="t5-multi30k-half",
+        family="t5",
+        recipe={"kind": "distill-t5", "teacher": "t5-multi30k", "decoder_layers": "half"},
+        task="multi30k",
+        description="student of t5-multi30k with half its decoder blocks, shrunk and fine-tuned with word-level KD",
     )
 )

@@ -208,3 +208,47 @@ def calibration_table(records: pd.DataFrame, method: str = "ort-static-int8") ->
     table = pd.DataFrame({"calibration": opts.map(lambda o: o.get("calibration", "minmax")),
                           "samples": opts.map(lambda o: o.get("samples", 128)), "metric": cell})  # fmt: skip
     return table.pivot_table(index="calibration", columns="samples", values="metric", aggfunc="last")
+
+
+def distillation_curves(info: dict) -> Figure | None:
+    """A student's training: total loss, and each weighted loss (kd, ce, hidden, attention) on its own axis."""
+    log = (info or {}).get("training", {})
+    parts = log.get("loss_parts")
+    if not parts:
+        return training_curve(info)
+    fig, (ax1, ax2) = _fig(2)
+    steps, losses = zip(*log["loss_curve"], strict=True)
+    ax1.plot(steps, losses, color="k")
+    ax1.set(xlabel="step", ylabel="weighted total (smoothed)",
+            title=f"{log.get('steps')} steps, {log.get('wall_s')} s ({log.get('stopped_by')})")  # fmt: skip
+    ax1.grid(alpha=0.3)
+    weights = (info.get("recipe") or {}).get("losses", {})
+    for name in parts[0][1]:
+        xs = [s for s, p in parts if name in p]
+        ys = [p[name] for _, p in parts if name in p]
+        ax2.plot(xs, ys, label=f"{name} (weight {weights.get(name, '?')})")
+    ax2.set(xlabel="step", ylabel="loss (smoothed, unweighted)", yscale="log", title="distillation losses")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+    return fig
+
+
+def teacher_vs_students(comparison: pd.DataFrame, batch_size: int = 32) -> Figure | None:
+    """Throughput relative to the teacher's fp32 against the share of its metric kept, one point per variant."""
+    if comparison is None or comparison.empty:
+        return None
+    col = f"throughput x (batch {batch_size})"
+    fig, (ax,) = _fig()
+    for role, marker in (("teacher", "s"), ("student", "o")):
+        g = comparison[comparison["role"] == role]
+        ax.scatter(g[col], g["share of teacher"] * 100, marker=marker, s=50, label=role)
+        for _, r in g.iterrows():
+            ax.annotate(r["variant"], (r[col], r["share of teacher"] * 100), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")  # fmt: skip
+    ax.axhline(100, color="k", lw=0.8)
+    ax.axvline(1, color="k", lw=0.8)
+    ax.set(xlabel=f"throughput / teacher fp32 (batch {batch_size})", ylabel="% of the teacher's metric",
+           title="students and their compressed forms against the teacher")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig

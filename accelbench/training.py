@@ -98,14 +98,20 @@ class T5Recipe:
 
 
 OPTIMIZERS = ("adamw", "adafactor")
-RECIPES: dict[str, type] = {"classifier": ClassifierRecipe, "t5-scratch": T5Recipe}
+
+
+def _recipes() -> dict[str, type]:
+    from .distill import DISTILL_RECIPES
+
+    return {"classifier": ClassifierRecipe, "t5-scratch": T5Recipe, **DISTILL_RECIPES}
 
 
 def recipe_class(kind: str) -> type:
+    recipes = _recipes()
     try:
-        return RECIPES[kind]
+        return recipes[kind]
     except KeyError:
-        raise UnknownNameError("training recipe", kind, list(RECIPES)) from None
+        raise UnknownNameError("training recipe", kind, list(recipes)) from None
 
 
 def _batches(n: int, batch_size: int, lengths: list[int], rng: random.Random) -> list[list[int]]:
@@ -128,24 +134,31 @@ def train_loop(
     progress: bool = True,
     desc: str = "train",
     optimizer: str = "adamw",
+    loss_fn: Callable[[Any, dict], Any] | None = None,
+    extra_params: list | None = None,
 ) -> dict[str, Any]:
-    """AdamW with linear warm-up and linear decay, stopped by steps or wall-clock budget.
+    """AdamW (or Adafactor) with linear warm-up and linear decay, stopped by steps or wall-clock budget.
 
     The schedule decays towards the step count that the budget allows, re-estimated from the measured
-    step time, so a budget-limited run still ends at a low learning rate.
+    step time, so a budget-limited run still ends at a low learning rate. ``loss_fn(model, batch)``
+    replaces ``model(**batch).loss`` and may return ``(loss, {part: value})``; the parts' running means
+    are logged beside the total (``loss_parts``). ``extra_params`` (e.g. a projection) train alongside.
     """
     import torch
     from tqdm.auto import tqdm
 
+    params = [p for p in model.parameters() if p.requires_grad] + list(extra_params or [])
     if optimizer == "adafactor":  # T5's own optimizer: updates relative to each parameter's scale
         from transformers.optimization import Adafactor
 
-        opt = Adafactor(model.parameters(), lr=lr, scale_parameter=True, relative_step=False, warmup_init=False,
+        opt = Adafactor(params, lr=lr, scale_parameter=True, relative_step=False, warmup_init=False,
                         weight_decay=weight_decay)  # fmt: skip
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     model.train()
     losses: list[tuple[int, float]] = []
+    parts_curve: list[tuple[int, dict[str, float]]] = []
+    parts_running: dict[str, float] = {}
     step, start, planned, running = 0, time.perf_counter(), total_steps, None
     bar = tqdm(
         total=total_steps if total_steps < 10**8 else None, desc=desc, disable=not progress, unit="step"
@@ -162,17 +175,24 @@ def train_loop(
             decay = max(0.0, 1 - step / max(1, planned)) if step >= warmup_steps else 1.0
             for g in opt.param_groups:
                 g["lr"] = lr * warm * max(decay, 0.02)
+            parts: dict[str, float] = {}
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**batch).loss
+                loss = model(**batch).loss if loss_fn is None else loss_fn(model, batch)
+            if isinstance(loss, tuple):
+                loss, parts = loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
             value = float(loss.detach())
             running = value if running is None else 0.95 * running + 0.05 * value
+            for k, v in parts.items():
+                parts_running[k] = v if k not in parts_running else 0.95 * parts_running[k] + 0.05 * v
             if step % 10 == 0 or step == 1:
                 losses.append((step, round(running, 4)))
+                if parts_running:
+                    parts_curve.append((step, {k: round(v, 5) for k, v in parts_running.items()}))
                 bar.set_postfix(loss=f"{running:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
             bar.update(1)
             if step >= total_steps or time.perf_counter() - start > time_budget_s:
@@ -184,7 +204,7 @@ def train_loop(
     stopped = "budget" if step < total_steps else "steps"
     logger.info("%s: %d steps in %.0f s (stopped by %s), final loss %.3f", desc, step, wall, stopped, running)
     return {"steps": step, "planned_steps": total_steps, "wall_s": round(wall, 1), "stopped_by": stopped,
-            "final_loss": running, "loss_curve": losses}  # fmt: skip
+            "final_loss": running, "loss_curve": losses, **({"loss_parts": parts_curve} if parts_curve else {})}  # fmt: skip
 
 
 def _pad(seqs: list[list[int]], value: int):
@@ -254,9 +274,21 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     )
 
 
+def t5_config(recipe: T5Recipe, vocab_size: int):
+    """The compact T5's config (also what a student's teacher will look like before it is trained)."""
+    from transformers import T5Config
+
+    return T5Config(
+        vocab_size=vocab_size, d_model=recipe.d_model, d_kv=recipe.d_model // recipe.num_heads, d_ff=recipe.d_ff,
+        num_layers=recipe.num_layers, num_decoder_layers=recipe.num_decoder_layers or recipe.num_layers,
+        num_heads=recipe.num_heads, dropout_rate=recipe.dropout, feed_forward_proj="relu",
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=True,
+    )  # fmt: skip
+
+
 def train_t5(recipe: T5Recipe, out_dir: Path, progress: bool = True) -> dict[str, Any]:
     import torch
-    from transformers import T5Config, T5ForConditionalGeneration
+    from transformers import T5ForConditionalGeneration
 
     from .environment import supports_bf16
     from .tasks import get_task, load_task
@@ -271,13 +303,7 @@ def train_t5(recipe: T5Recipe, out_dir: Path, progress: bool = True) -> dict[str
     sources, targets = list(train["source"]), list(train["target"])
     tok = train_tokenizer(sources + targets, recipe.vocab_size)
     logger.info("trained a %d-piece unigram tokenizer in %.0f s", len(tok), time.perf_counter() - t0)
-    config = T5Config(
-        vocab_size=len(tok), d_model=recipe.d_model, d_kv=recipe.d_model // recipe.num_heads, d_ff=recipe.d_ff,
-        num_layers=recipe.num_layers, num_decoder_layers=recipe.num_decoder_layers or recipe.num_layers,
-        num_heads=recipe.num_heads, dropout_rate=recipe.dropout, feed_forward_proj="relu",
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=True,
-    )  # fmt: skip
-    model = T5ForConditionalGeneration(config)
+    model = T5ForConditionalGeneration(t5_config(recipe, len(tok)))
     src = tok(sources, truncation=True, max_length=recipe.max_length)["input_ids"]
     tgt = tok(targets, truncation=True, max_length=recipe.max_length)["input_ids"]
     total = recipe.max_steps or 10**9
@@ -320,6 +346,10 @@ def train_from_recipe(
 ) -> dict[str, Any]:
     """Dispatch a recipe dict (as stored in a ModelSpec) to its trainer."""
     r = recipe_class(recipe.get("kind", ""))(**recipe)
+    if r.kind.startswith("distill-"):
+        from .distill import train_student
+
+        return train_student(recipe, Path(out_dir), progress)
     if isinstance(r, ClassifierRecipe):
         if base is None:
             raise ConfigError("a classifier recipe needs a base checkpoint", "set `base:` on the model")
