@@ -148,6 +148,7 @@ class SweepConfig:
     def validate(self) -> None:
         """Check every name and pairing before any work starts."""
         from .compress import get_method
+        from .distill import check_recipe
         from .models import model_family, resolve_model
         from .tasks import get_task, load_task
 
@@ -159,6 +160,7 @@ class SweepConfig:
             methods = [get_method(m) for m in e.methods]
             for m in e.models:
                 spec = resolve_model(m)
+                check_recipe(spec)  # a student that does not fit its teacher
                 family = model_family(spec)
                 if family != want:
                     raise ConfigError(

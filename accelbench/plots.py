@@ -252,3 +252,24 @@ def teacher_vs_students(comparison: pd.DataFrame, batch_size: int = 32) -> Figur
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
+
+
+def fusion_table(records: pd.DataFrame) -> pd.DataFrame:
+    """ONNX Runtime graph fusions per model, and the fused-vs-unfused timing check where it was run."""
+    import json
+
+    df = _ok(records)
+    if "variant_details" not in df or "runtime" not in df:
+        return pd.DataFrame()
+    df = df[df["runtime"] == "onnxruntime"].drop_duplicates("variant", keep="last")
+    rows = []
+    for _, r in df.iterrows():
+        d = json.loads(r["variant_details"]) if isinstance(r["variant_details"], str) else {}
+        fusions = (d.get("optimizer") or {}).get("fusions") or {}
+        check = d.get("fusion_check") or {}
+        rows.append({"variant": r["variant"],
+                     "fusions": ", ".join(f"{k} {v}" for k, v in fusions.items() if v) or "none",
+                     "unfused ms": check.get("unfused_ms"), "fused ms": check.get("fused_ms"),
+                     "fused speed-up": check.get("speedup"), "fused not slower": check.get("fused_not_slower"),
+                     "max |diff|": check.get("max_abs_diff")})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,7 +1,8 @@
 """The notebook suite: papermill executes the parameterized notebooks over a config's grid.
 
 For each experiment (task) and model: ``01_baseline`` (fp32 quality and speed), ``02_quantization``
-(the other methods); then ``04_pareto`` once over the run's records. Executed notebooks and their
+(the other methods); for a distilled student, ``03_distillation`` instead (its training curves, and every
+method applied to it, against its teacher); then ``04_pareto`` once over the run's records. Executed notebooks and their
 HTML renderings go to ``results/<run>/notebooks/``; ``summary.md`` to ``results/<run>/``.
 A notebook that fails is reported and the suite goes on; the run exits non-zero at the end.
 """
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 BASELINE_NB = "01_baseline.ipynb"
 QUANTIZATION_NB = "02_quantization.ipynb"
+DISTILLATION_NB = "03_distillation.ipynb"
 PARETO_NB = "04_pareto.ipynb"
 KERNEL = "python3"
 
@@ -73,6 +75,12 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 "settings": settings,
                 "config": str(config.source) if (config.tasks or config.models) and config.source else None,
             }
+            recipe = resolve_model(m).recipe or {}
+            if recipe.get("kind", "").startswith("distill-"):
+                runs.append(NotebookRun(DISTILLATION_NB, out_dir / f"03_distillation__{_slug(e.task, m)}.ipynb",
+                                        {**{k: v for k, v in common.items() if k != "model"}, "student": m,
+                                         "methods": list(e.methods)}))  # fmt: skip
+                continue
             runs.append(NotebookRun(BASELINE_NB, out_dir / f"01_baseline__{_slug(e.task, m)}.ipynb",
                                     {**common, "paddings": config.baseline_paddings}))  # fmt: skip
             others = [x for x in e.methods if x != "fp32"]
@@ -118,12 +126,19 @@ def execute(run: NotebookRun, progress: bool = True, cwd: Path | None = None) ->
 
 
 def prepare_models(config: SweepConfig, progress: bool = True) -> None:
-    """Train every built-in model the grid needs (cached checkpoints are reused), before any notebook."""
+    """Train every built-in model the grid needs (cached checkpoints are reused), before any notebook.
+
+    Teachers come before their students (a student trains its teacher first anyway). A model whose
+    training fails is logged and skipped: its notebooks fail and are reported, the others run.
+    """
     for e in config.experiments:
         for m in e.models:
             spec = resolve_model(m)
             if spec.recipe is not None:
-                ensure_trained(spec, progress=progress)
+                try:
+                    ensure_trained(spec, progress=progress)
+                except Exception as err:  # one failing model never stops the sweep
+                    logger.error("training %s failed: %s", spec.name, err)
 
 
 def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None = None) -> SuiteResult:

@@ -222,6 +222,22 @@ def test_fusion_report(loaded, fp32):
         om.fusion_report(paths["exported"], paths["optimized"], enc, runs=0)
 
 
+def test_ort_fp32_records_the_fused_vs_unfused_check(loaded, fp32):
+    from accelbench import plots
+
+    check = fp32.details["fusion_check"]  # on by default for ort-fp32, on two batches of task texts
+    assert check["batches"] == 2 and check["unfused_ms"] > 0 and check["max_abs_diff"] < 1e-4
+    assert get_method({"name": "ort-fp32", "check_fusion": False}).label != "ort-fp32"
+    dyn = get_method("ort-dynamic-int8")
+    assert not getattr(dyn, "check_fusion", False)  # the int8 methods share the graph: checked once
+    import pandas as pd
+
+    rec = pd.DataFrame([{"status": "ok", "variant": "m:ort-fp32", "runtime": "onnxruntime",
+                         "variant_details": json.dumps(fp32.details)}])  # fmt: skip
+    table = plots.fusion_table(rec)
+    assert table.loc[0, "fused ms"] == check["fused_ms"] and "Attention" in table.loc[0, "fusions"]
+
+
 def test_package_imports_without_onnxruntime():
     code = (
         "import sys; sys.modules['onnxruntime'] = None\n"
