@@ -664,7 +664,8 @@ def student_entry(student: str | dict[str, Any], **train: Any) -> str | dict[str
 def compare_with_teacher(records, teacher: str, batch_size: int = 32):
     """Every variant of the task against the teacher's fp32: metric share, throughput and p90 latency ratios.
 
-    Throughput at ``batch_size`` (dynamic padding), latency at batch 1, both from the same run's records.
+    Throughput at ``batch_size`` (dynamic padding; the largest measured batch when that one was not, named
+    in the ``batch`` column), latency at batch 1, both from the same run's records.
     """
     import pandas as pd
 
@@ -692,10 +693,8 @@ def compare_with_teacher(records, teacher: str, batch_size: int = 32):
                      "role": "teacher" if r["model"] == teacher else "student",
                      "params_m": r.get("params_m"), "metric": r["metric"], "ci low": r["metric_ci_low"],
                      "ci high": r["metric_ci_high"], "share of teacher": r["metric"] / tm,
-                     f"throughput x (batch {batch_size})": r["throughput"] / tb["throughput"],
+                     "batch": batch_size, "throughput x": r["throughput"] / tb["throughput"],
                      "p90 latency x (batch 1)": tp90 / p90 if p90 == p90 and p90 else float("nan"),
                      "size MB": r.get("size_mb")})  # fmt: skip
     out = pd.DataFrame(rows)
-    return out.sort_values(["role", f"throughput x (batch {batch_size})"], ascending=[False, True]).reset_index(
-        drop=True
-    )
+    return out.sort_values(["role", "throughput x"], ascending=[False, True]).reset_index(drop=True)

@@ -233,11 +233,11 @@ def distillation_curves(info: dict) -> Figure | None:
     return fig
 
 
-def teacher_vs_students(comparison: pd.DataFrame, batch_size: int = 32) -> Figure | None:
+def teacher_vs_students(comparison: pd.DataFrame) -> Figure | None:
     """Throughput relative to the teacher's fp32 against the share of its metric kept, one point per variant."""
     if comparison is None or comparison.empty:
         return None
-    col = f"throughput x (batch {batch_size})"
+    col, batch_size = "throughput x", int(comparison["batch"].iloc[0])
     fig, (ax,) = _fig()
     for role, marker in (("teacher", "s"), ("student", "o")):
         g = comparison[comparison["role"] == role]
