@@ -77,7 +77,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {t.name:<14} {t.kind:<15} {t.description}")
     print("models:")
     for m in _MODELS.values():
-        print(f"  {m.name:<14} {m.family or '?':<15} {m.description}")
+        teacher = (m.recipe or {}).get("teacher")
+        print(
+            f"  {m.name:<18} {m.family or '?':<11} {m.description}"
+            + (f"  [student of {teacher}]" if teacher else "")
+        )
     print("methods:")
     for name in list_methods():
         m = get_method(name)

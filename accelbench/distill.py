@@ -61,7 +61,9 @@ def _check_common(r: Any) -> None:
         _positive(k, getattr(r, k))
     _positive("train_size", r.train_size, allow_none=True)
     if not isinstance(r.teacher, str) or not r.teacher:
-        raise ConfigError("a distillation recipe needs a `teacher` model name", "write e.g. `teacher: minilm-sst2`")
+        raise ConfigError(
+            "a distillation recipe needs a `teacher` model name", "write e.g. `teacher: minilm-sst2`"
+        )
 
 
 @dataclass
@@ -71,12 +73,16 @@ class DistillClassifierRecipe:
     kind: str = "distill-classifier"
     teacher: str = "minilm-sst2"
     task: str | None = None  # None = the teacher's task
-    layers: list[int] | None = field(default_factory=lambda: [0, 2, 4])  # teacher layers copied; None = config
+    layers: list[int] | None = field(
+        default_factory=lambda: [0, 2, 4]
+    )  # teacher layers copied; None = config
     num_layers: int | None = None  # a student built from a smaller config (used when layers is None)
     hidden_size: int | None = None  # None = the teacher's
     intermediate_size: int | None = None  # None = 4x hidden_size
     num_heads: int | None = None  # None = the teacher's
-    layer_map: list[int] | None = None  # teacher layer matched by each student layer (hidden/attention losses)
+    layer_map: list[int] | None = (
+        None  # teacher layer matched by each student layer (hidden/attention losses)
+    )
     losses: dict[str, float] = field(default_factory=lambda: {"kd": 1.0, "ce": 0.5})
     temperature: float = 2.0
     train_size: int | None = None  # None = the whole train split: soft targets need no extra labels
@@ -271,7 +277,9 @@ def check_recipe(spec) -> None:
 
     r = DISTILL_RECIPES[kind](**spec.recipe)
     if r.teacher == spec.name:
-        raise ConfigError(f"model {spec.name!r} names itself as its teacher", "name another model as `teacher`")
+        raise ConfigError(
+            f"model {spec.name!r} names itself as its teacher", "name another model as `teacher`"
+        )
     teacher = resolve_model(r.teacher)
     family = model_family(teacher)
     want = "t5" if kind == "distill-t5" else "bert"
@@ -342,7 +350,9 @@ def build_classifier_student(teacher, r: DistillClassifierRecipe):
         copy_layers(teacher, student, {name: r.layers})
     elif cfg.hidden_size == teacher.config.hidden_size:  # same width: start from the teacher's embeddings
         tsd, ssd = teacher.state_dict(), student.state_dict()
-        shared = {k: tsd[k].clone() for k in ssd if "embeddings" in k and k in tsd and tsd[k].shape == ssd[k].shape}
+        shared = {
+            k: tsd[k].clone() for k in ssd if "embeddings" in k and k in tsd and tsd[k].shape == ssd[k].shape
+        }
         student.load_state_dict(shared, strict=False)
     return student
 
@@ -434,7 +444,9 @@ def teacher_logits(teacher, ids: list[list[int]], pad_id: int, cache: Path, batc
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = torch.empty(len(ids), teacher.config.num_labels)
     with torch.inference_mode():
-        for k in tqdm(range(0, len(order), batch_size), desc="teacher logits", disable=not progress, unit="batch"):
+        for k in tqdm(
+            range(0, len(order), batch_size), desc="teacher logits", disable=not progress, unit="batch"
+        ):
             b = order[k : k + batch_size]
             x = _pad([ids[i] for i in b], pad_id)
             out[b] = teacher(input_ids=x, attention_mask=(x != pad_id).long()).logits.float()
@@ -492,22 +504,33 @@ def _load_teacher(name: str, attn_eager: bool = False):
     return teacher
 
 
-def train_classifier_student(r: DistillClassifierRecipe, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+def _train_split(r, teacher, kind: str, default_task: str):
+    """The student's task (the teacher's unless set), a seeded RNG, and its shuffled training examples."""
     import torch
 
     from .tasks import get_task, load_task
+
+    task = get_task(r.task or teacher.spec.task or default_task)
+    if task.kind != kind:
+        raise ConfigError(f"a {r.kind} student needs a {kind} task, {task.name!r} is {task.kind}",
+                          f"set `task:` in the recipe to a {kind} task")  # fmt: skip
+    torch.manual_seed(r.seed)
+    train = load_task(task.name)[task.train_split].shuffle(seed=r.seed)
+    if r.train_size:
+        train = train.select(range(min(r.train_size, len(train))))
+    return task, random.Random(r.seed), train
+
+
+def train_classifier_student(
+    r: DistillClassifierRecipe, out_dir: Path, progress: bool = True
+) -> dict[str, Any]:
+    import torch
+
     from .training import _batches, _pad, _save, train_loop
 
     need_states = bool(r.losses.get("hidden") or r.losses.get("attention"))
     teacher = _load_teacher(r.teacher, attn_eager=bool(r.losses.get("attention")))
-    task = get_task(r.task or teacher.spec.task or "sst2")
-    if task.kind != "classification":
-        raise ConfigError(f"a classifier student needs a classification task, {task.name!r} is {task.kind}")
-    torch.manual_seed(r.seed)
-    rng = random.Random(r.seed)
-    train = load_task(task.name)[task.train_split].shuffle(seed=r.seed)
-    if r.train_size:
-        train = train.select(range(min(r.train_size, len(train))))
+    task, rng, train = _train_split(r, teacher, "classification", "sst2")
     tok = teacher.tokenizer
     student = build_classifier_student(teacher.model, r)
     if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
@@ -532,7 +555,9 @@ def train_classifier_student(r: DistillClassifierRecipe, out_dir: Path, progress
     def loss_fn(model, batch):
         idx = batch.pop("idx")
         y = batch.pop("labels")
-        out = model(**batch, output_hidden_states=need_states, output_attentions=bool(r.losses.get("attention")))
+        out = model(
+            **batch, output_hidden_states=need_states, output_attentions=bool(r.losses.get("attention"))
+        )
         parts = {}
         if r.losses.get("ce"):
             parts["ce"] = torch.nn.functional.cross_entropy(out.logits.float(), y)
@@ -579,18 +604,10 @@ def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -
     import torch
 
     from .environment import supports_bf16
-    from .tasks import get_task, load_task
     from .training import _batches, _pad, _save, train_loop
 
     teacher = _load_teacher(r.teacher)
-    task = get_task(r.task or teacher.spec.task or "multi30k")
-    if task.kind != "seq2seq":
-        raise ConfigError(f"a T5 student needs a seq2seq task, {task.name!r} is {task.kind}")
-    torch.manual_seed(r.seed)
-    rng = random.Random(r.seed)
-    train = load_task(task.name)[task.train_split].shuffle(seed=r.seed)
-    if r.train_size:
-        train = train.select(range(min(r.train_size, len(train))))
+    task, rng, train = _train_split(r, teacher, "seq2seq", "multi30k")
     tok, prefix = teacher.tokenizer, teacher.spec.prefix
     sources = [prefix + s for s in train["source"]]
     targets = list(train["target"])
@@ -607,7 +624,11 @@ def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -
     def batches():
         for b in _batches(len(src), r.batch_size, [len(x) for x in src], rng):
             x = _pad([src[i] for i in b], pad)
-            yield {"input_ids": x, "attention_mask": (x != pad).long(), "labels": _pad([tgt[i] for i in b], -100)}
+            yield {
+                "input_ids": x,
+                "attention_mask": (x != pad).long(),
+                "labels": _pad([tgt[i] for i in b], -100),
+            }
 
     def loss_fn(model, batch):
         out = model(**batch)
@@ -659,6 +680,22 @@ def student_entry(student: str | dict[str, Any], **train: Any) -> str | dict[str
     entry = dict(student) if isinstance(student, dict) else {"name": student}
     entry["train"] = {**entry.get("train", {}), **train}
     return entry
+
+
+def ensure_teacher_baseline(task: str, teacher: str | dict[str, Any], run_dir, settings=None) -> None:
+    """Measure the teacher's fp32 in ``run_dir`` unless the run already holds it (e.g. from 01_baseline).
+
+    Measuring it again under other settings would put two teacher baselines on one frontier.
+    """
+    from .experiment import records_for, run_experiment
+    from .models import resolve_model
+
+    name = resolve_model(teacher).name
+    df = records_for(run_dir, task)
+    if len(df) and ((df["model"] == name) & (df["method"] == "fp32") & (df["status"] == "ok")).any():
+        logger.info("teacher %s fp32 already measured in %s", name, run_dir)
+        return
+    run_experiment(task, teacher, ["fp32"], run_dir, settings)
 
 
 def compare_with_teacher(records, teacher: str, batch_size: int = 32):

@@ -266,8 +266,9 @@ def load_model(
     meta = Path(path) / "accelbench.json"
     if meta.exists():
         info = json.loads(meta.read_text())
+    own = bool(info)  # trained by accelbench (its own tokenizer, no task prefix), even when loaded by path
     prefix = spec.prefix or (
-        T5_HUB_PREFIX if family == "t5" and spec.recipe is None and "t5" in path.lower() else ""
+        T5_HUB_PREFIX if family == "t5" and spec.recipe is None and not own and "t5" in path.lower() else ""
     )
     spec = (
         spec.with_overrides(prefix=prefix, family=family)

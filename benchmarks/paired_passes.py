@@ -1,10 +1,12 @@
-"""Interleaved full passes of two variants over a task's evaluation split: the ratio of their throughputs.
+"""Interleaved full passes of several variants over a task's evaluation split: throughput ratios to the first.
 
-A single 5 s benchmark point on a shared 2-core machine moves by 10-15% from run to run. Alternating full
-passes of the two variants, several times, and taking the median of the per-pair ratios shows how much of
-a speed-up survives that noise. Classification tasks only.
+A single 5 s benchmark point on a shared 2-core machine moves by 10-25% from run to run. Alternating full
+passes of the variants, several times, and taking the median of the per-round ratios shows how much of a
+speed-up survives that noise. Variants are ``model:method`` (a teacher and its students alike).
+Classification tasks only.
 
-    python benchmarks/paired_passes.py --model minilm-sst2 --task sst2 --methods fp32 dynamic-int8 --repeats 7
+    python benchmarks/paired_passes.py --task sst2 --repeats 7 \
+        --variants minilm-sst2:fp32 minilm-sst2:dynamic-int8 minilm-sst2-l3:fp32 minilm-sst2-l3:ort-dynamic-int8
 """
 
 from __future__ import annotations
@@ -27,31 +29,38 @@ def full_pass(predictor, batches: list[list[str]]) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="minilm-sst2")
     p.add_argument("--task", default="sst2")
-    p.add_argument("--methods", nargs=2, default=["fp32", "dynamic-int8"], metavar=("BASE", "OTHER"))
+    p.add_argument("--variants", nargs="+", default=["minilm-sst2:fp32", "minilm-sst2:dynamic-int8"],
+                   help="model:method, the first is the base of every ratio")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=7)
     args = p.parse_args()
-    loaded = load_model(args.model, progress=False)
+    if len(args.variants) < 2 or any(":" not in v for v in args.variants):
+        p.error("give at least two variants as model:method, e.g. minilm-sst2:fp32 minilm-sst2:dynamic-int8")
     texts = list(eval_split(args.task)["text"])
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length-sorted, dynamic padding
     batches = [
         [texts[i] for i in order[j : j + args.batch_size]] for j in range(0, len(order), args.batch_size)
     ]
-    predictors = {m: get_method(m).apply(loaded).predictor for m in args.methods}
+    loaded: dict[str, object] = {}
+    predictors = {}
+    for v in args.variants:
+        model, method = v.rsplit(":", 1)
+        loaded.setdefault(model, load_model(model, progress=False))
+        predictors[v] = get_method(method).apply(loaded[model]).predictor
     for pred in predictors.values():
         full_pass(pred, batches[:3])  # warm-up
-    runs: dict[str, list[float]] = {m: [] for m in args.methods}
+    runs: dict[str, list[float]] = {v: [] for v in args.variants}
     for _ in range(args.repeats):
-        for m, pred in predictors.items():
-            runs[m].append(full_pass(pred, batches))
-    base, other = args.methods
-    ratios = [o / b for o, b in zip(runs[other], runs[base], strict=True)]
-    for m, v in runs.items():
-        print(f"{m:>16}: samples/s per pass {[round(x) for x in v]}")
-    print(f"{other} / {base} at batch {args.batch_size}: median {statistics.median(ratios):.2f}x "
-          f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x, {args.repeats} interleaved full passes each)")  # fmt: skip
+        for v, pred in predictors.items():
+            runs[v].append(full_pass(pred, batches))
+    base = args.variants[0]
+    for v, r in runs.items():
+        print(f"{v:>34}: samples/s per pass {[round(x) for x in r]}")
+    for v in args.variants[1:]:
+        ratios = [o / b for o, b in zip(runs[v], runs[base], strict=True)]
+        print(f"{v} / {base} at batch {args.batch_size}: median {statistics.median(ratios):.2f}x "
+              f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x, {args.repeats} interleaved full passes each)")  # fmt: skip
 
 
 if __name__ == "__main__":

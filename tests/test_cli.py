@@ -62,6 +62,7 @@ def test_list_and_env(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "dynamic-int8" in out and "t5-multi30k" in out and "multi30k" in out
+    assert "minilm-sst2-l3" in out and "[student of minilm-sst2]" in out
     assert main(["env"]) == 0
     assert "env_cpu_model" in capsys.readouterr().out
 

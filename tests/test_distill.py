@@ -20,7 +20,11 @@ def test_spaced_layers_and_default_map():
     assert distill.spaced_layers(3, 1) == [0]
     assert distill.spaced_layers(3, 2) == [0, 2]
     assert distill.spaced_layers(4, 4) == [0, 1, 2, 3]
-    assert distill.default_layer_map(3, 6) == [1, 3, 5]  # last student layer learns from the last teacher layer
+    assert distill.default_layer_map(3, 6) == [
+        1,
+        3,
+        5,
+    ]  # last student layer learns from the last teacher layer
     assert distill.default_layer_map(2, 2) == [0, 1]
     with pytest.raises(ConfigError):
         distill.spaced_layers(3, 4)
@@ -41,11 +45,17 @@ def test_kd_loss_matches_hand_computation():
     pT = 1 / (1 + math.exp(-0.5))
     assert distill.kd_loss(s, t, 2.0).item() == pytest.approx(4 * (2 * pT - 1) * 0.5 / 2, rel=1e-5)
     # a mask keeps only the chosen rows (T5 target tokens)
-    assert distill.kd_loss(s, t, 1.0, mask=torch.tensor([True, False])).item() == pytest.approx(2 * expected, rel=1e-5)
+    assert distill.kd_loss(s, t, 1.0, mask=torch.tensor([True, False])).item() == pytest.approx(
+        2 * expected, rel=1e-5
+    )
 
 
 def test_hidden_and_attention_losses():
-    a = [torch.zeros(1, 2, 4), torch.ones(1, 2, 4), torch.full((1, 2, 4), 3.0)]  # embeddings, layer 0, layer 1
+    a = [
+        torch.zeros(1, 2, 4),
+        torch.ones(1, 2, 4),
+        torch.full((1, 2, 4), 3.0),
+    ]  # embeddings, layer 0, layer 1
     b = [torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)]  # student: embeddings, its layer 0
     assert distill.hidden_loss(b, a, [0]).item() == pytest.approx(1.0)  # (0 - 1)^2
     assert distill.hidden_loss(b, a, [1]).item() == pytest.approx(9.0)
@@ -55,7 +65,9 @@ def test_hidden_and_attention_losses():
     assert distill.hidden_loss(b, a, [1], projection=proj).item() == pytest.approx(0.0)
     mask = torch.tensor([[True, False]])
     c = [torch.zeros(1, 2, 4), torch.tensor([[[1.0] * 4, [100.0] * 4]])]
-    assert distill.hidden_loss(c, a, [0], mask=mask).item() == pytest.approx(0.0)  # the padded position is ignored
+    assert distill.hidden_loss(c, a, [0], mask=mask).item() == pytest.approx(
+        0.0
+    )  # the padded position is ignored
     s = [torch.full((1, 2, 3, 3), 0.5)]
     t = [torch.full((1, 2, 3, 3), 0.5), torch.zeros(1, 2, 3, 3)]
     assert distill.attention_loss(s, t, [0]).item() == pytest.approx(0.0)
@@ -96,8 +108,12 @@ def test_config_built_student_is_smaller_and_shares_embeddings_when_same_width()
     narrow = distill.build_classifier_student(teacher, distill.DistillClassifierRecipe(
         teacher="t", layers=None, num_layers=2, hidden_size=16, num_heads=2))  # fmt: skip
     assert narrow.config.hidden_size == 16 and narrow.config.intermediate_size == 64
-    same = distill.build_classifier_student(teacher, distill.DistillClassifierRecipe(teacher="t", layers=None, num_layers=1))
-    assert torch.equal(same.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight)
+    same = distill.build_classifier_student(
+        teacher, distill.DistillClassifierRecipe(teacher="t", layers=None, num_layers=1)
+    )
+    assert torch.equal(
+        same.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight
+    )
 
 
 def test_t5_student_copies_blocks_and_moves_the_position_bias():
@@ -111,11 +127,20 @@ def test_t5_student_copies_blocks_and_moves_the_position_bias():
     student = distill.build_t5_student(teacher, r).eval()
     assert student.config.num_decoder_layers == 2 and student.config.num_layers == 2
     t, s = teacher.state_dict(), student.state_dict()
-    assert torch.equal(s["decoder.block.1.layer.2.DenseReluDense.wi.weight"], t["decoder.block.3.layer.2.DenseReluDense.wi.weight"])
-    assert torch.equal(s["decoder.block.0.layer.0.SelfAttention.q.weight"], t["decoder.block.1.layer.0.SelfAttention.q.weight"])
+    assert torch.equal(
+        s["decoder.block.1.layer.2.DenseReluDense.wi.weight"],
+        t["decoder.block.3.layer.2.DenseReluDense.wi.weight"],
+    )
+    assert torch.equal(
+        s["decoder.block.0.layer.0.SelfAttention.q.weight"],
+        t["decoder.block.1.layer.0.SelfAttention.q.weight"],
+    )
     bias = "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
     assert torch.equal(s[bias], t[bias])  # only block 0 holds it: the student's new first block gets it
-    assert torch.equal(s["encoder.block.1.layer.1.DenseReluDense.wo.weight"], t["encoder.block.1.layer.1.DenseReluDense.wo.weight"])
+    assert torch.equal(
+        s["encoder.block.1.layer.1.DenseReluDense.wo.weight"],
+        t["encoder.block.1.layer.1.DenseReluDense.wo.weight"],
+    )
     out = student.generate(input_ids=torch.tensor([[5, 6, 7, 1]]), max_new_tokens=4)  # cache indices fit
     assert out.shape[1] <= 5
     # "half" keeps n // 2 maximally spaced decoder blocks
@@ -165,21 +190,31 @@ def test_bad_students_are_refused_with_the_reason(tiny_teacher, train, match):
 
 def test_wrong_family_teacher_and_self_teacher_are_refused(tiny_teacher, tiny_t5):
     register_model(ModelSpec(name="tiny-t5-teacher", base=str(tiny_t5), task="multi30k"), overwrite=True)
-    spec = ModelSpec(name="s", recipe={"kind": "distill-classifier", "teacher": "tiny-t5-teacher", "layers": [0]})
+    spec = ModelSpec(
+        name="s", recipe={"kind": "distill-classifier", "teacher": "tiny-t5-teacher", "layers": [0]}
+    )
     with pytest.raises(ConfigError, match="needs a bert-family teacher"):
         distill.check_recipe(spec)
     with pytest.raises(ConfigError, match="does not fit teacher"):
         distill.check_recipe(ModelSpec(name="s", recipe={"kind": "distill-t5", "teacher": "tiny-t5-teacher",
                                                          "decoder_layers": [0, 1]}))  # fmt: skip
     with pytest.raises(ConfigError, match="names itself"):
-        distill.check_recipe(ModelSpec(name="me", recipe={"kind": "distill-classifier", "teacher": "me", "layers": [0]}))
+        distill.check_recipe(
+            ModelSpec(name="me", recipe={"kind": "distill-classifier", "teacher": "me", "layers": [0]})
+        )
 
 
 def test_student_key_follows_its_teacher(tiny_bert, tmp_path):
     register_model(ModelSpec(name="teacher-a", base=str(tiny_bert)), overwrite=True)
-    spec = ModelSpec(name="stu", family="bert", recipe={"kind": "distill-classifier", "teacher": "teacher-a", "layers": [0]})
+    spec = ModelSpec(
+        name="stu",
+        family="bert",
+        recipe={"kind": "distill-classifier", "teacher": "teacher-a", "layers": [0]},
+    )
     k1 = spec.key
-    register_model(ModelSpec(name="teacher-a", base=str(tmp_path)), overwrite=True)  # another teacher, same name
+    register_model(
+        ModelSpec(name="teacher-a", base=str(tmp_path)), overwrite=True
+    )  # another teacher, same name
     assert spec.key != k1  # a retrained teacher means a new student
 
 
@@ -203,7 +238,9 @@ def test_tiny_classifier_distillation_all_losses(tiny_teacher):
     recipe = {"kind": "distill-classifier", "teacher": "tiny-teacher", "layers": None, "num_layers": 1,
               "hidden_size": 16, "num_heads": 2, "batch_size": 8, "epochs": 6, "lr": 3e-3,
               "losses": {"kd": 1.0, "ce": 0.1, "hidden": 0.1, "attention": 0.1}, "time_budget_s": 60}  # fmt: skip
-    spec = register_model(ModelSpec(name="tiny-student", family="bert", task="sst2", recipe=recipe), overwrite=True)
+    spec = register_model(
+        ModelSpec(name="tiny-student", family="bert", task="sst2", recipe=recipe), overwrite=True
+    )
     loaded = load_model("tiny-student", progress=False)
     assert loaded.model.config.num_hidden_layers == 1
     info = json.loads((spec.checkpoint_dir() / "accelbench.json").read_text())
@@ -215,28 +252,42 @@ def test_tiny_classifier_distillation_all_losses(tiny_teacher):
     assert set(log["loss_parts"][-1][1]) == {"kd", "ce", "hidden", "attention"}
     assert _falls([p["kd"] for _, p in log["loss_parts"]])
     # teacher logits were cached once: a second student reuses them
-    assert list((distill._cache_file("teacher-logits", resolve_model("tiny-teacher"), {}, "").parent).glob("*.pt"))
+    assert list(
+        (distill._cache_file("teacher-logits", resolve_model("tiny-teacher"), {}, "").parent).glob("*.pt")
+    )
 
 
 def test_tiny_t5_distillation_with_pseudo_labels(tiny_t5, tmp_path):
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)  # a 1+2-layer teacher, so the 1-block student really differs from it
-    cfg = T5Config.from_pretrained(tiny_t5, num_layers=2, num_decoder_layers=2)  # (transformers 5 sizes the generation cache by num_layers)
+    cfg = T5Config.from_pretrained(
+        tiny_t5, num_layers=2, num_decoder_layers=2
+    )  # (transformers 5 sizes the generation cache by num_layers)
     m = T5ForConditionalGeneration(cfg)
     with torch.no_grad():
-        m.decoder.final_layer_norm.weight.mul_(5.0)  # sharper next-token distributions than a random init gives
+        m.decoder.final_layer_norm.weight.mul_(
+            5.0
+        )  # sharper next-token distributions than a random init gives
     m.save_pretrained(tmp_path / "sharp-t5")
     AutoTokenizer.from_pretrained(tiny_t5).save_pretrained(tmp_path / "sharp-t5")
-    register_model(ModelSpec(name="tiny-t5-teacher2", base=str(tmp_path / "sharp-t5"), task="multi30k"), overwrite=True)
+    register_model(
+        ModelSpec(name="tiny-t5-teacher2", base=str(tmp_path / "sharp-t5"), task="multi30k"), overwrite=True
+    )
     recipe = {"kind": "distill-t5", "teacher": "tiny-t5-teacher2", "decoder_layers": "half", "targets": "pseudo",
               "losses": {"kd": 1.0, "ce": 0.1}, "batch_size": 8, "epochs": 8, "lr": 3e-3, "time_budget_s": 60, "max_length": 16}  # fmt: skip
-    spec = register_model(ModelSpec(name="tiny-t5-student", family="t5", task="multi30k", recipe=recipe), overwrite=True)
+    spec = register_model(
+        ModelSpec(name="tiny-t5-student", family="t5", task="multi30k", recipe=recipe), overwrite=True
+    )
     loaded = load_model("tiny-t5-student", progress=False)
     log = json.loads((spec.checkpoint_dir() / "accelbench.json").read_text())["training"]
-    assert log["decoder_layers"] == [0] and log["targets"] == "pseudo" and log["teacher"] == "tiny-t5-teacher2"
+    assert (
+        log["decoder_layers"] == [0] and log["targets"] == "pseudo" and log["teacher"] == "tiny-t5-teacher2"
+    )
     assert _falls([p["kd"] for _, p in log["loss_parts"]]), log["loss_parts"]
-    out = loaded.model.generate(**loaded.tokenizer(["a man rides a bike ."], return_tensors="pt"), max_new_tokens=5)
+    out = loaded.model.generate(
+        **loaded.tokenizer(["a man rides a bike ."], return_tensors="pt"), max_new_tokens=5
+    )
     assert out.shape[0] == 1
 
 
@@ -246,16 +297,29 @@ def test_student_records_hold_the_recipe_and_compare_with_teacher(tiny_teacher, 
     recipe = {"kind": "distill-classifier", "teacher": "tiny-teacher", "layers": [0], "batch_size": 16,
               "time_budget_s": 20}  # fmt: skip
     register_model(ModelSpec(name="tiny-student2", family="bert", task="sst2", recipe=recipe), overwrite=True)
-    run_experiment("sst2", "tiny-teacher", ["fp32"], tmp_path, QUICK, progress=False)
+    distill.ensure_teacher_baseline("sst2", "tiny-teacher", tmp_path, QUICK)
+    n = len(records_for(tmp_path))
+    distill.ensure_teacher_baseline("sst2", "tiny-teacher", tmp_path, {**QUICK, "batch_sizes": [2]})
+    assert len(records_for(tmp_path)) == n  # already there (other settings): not measured twice
     recs = run_experiment("sst2", "tiny-student2", ["fp32", "dynamic-int8"], tmp_path, QUICK, progress=False)
     assert (recs["status"] == "ok").all()
     assert set(recs["teacher"]) == {"tiny-teacher"}
     saved = json.loads(recs["model_recipe"].iloc[0])
-    assert saved["layers"] == [0] and saved["teacher"] == "tiny-teacher" and saved["losses"] == {"kd": 1.0, "ce": 0.5}
-    cmp = distill.compare_with_teacher(records_for(tmp_path, "sst2"), "tiny-teacher", batch_size=32)  # not measured: 4
+    assert (
+        saved["layers"] == [0]
+        and saved["teacher"] == "tiny-teacher"
+        and saved["losses"] == {"kd": 1.0, "ce": 0.5}
+    )
+    cmp = distill.compare_with_teacher(
+        records_for(tmp_path, "sst2"), "tiny-teacher", batch_size=32
+    )  # not measured: 4
     assert set(cmp["variant"]) == {"tiny-teacher:fp32", "tiny-student2:fp32", "tiny-student2:dynamic-int8"}
     row = cmp.set_index("variant").loc["tiny-teacher:fp32"]
-    assert row["throughput x"] == pytest.approx(1.0) and row["batch"] == 4 and row["share of teacher"] == pytest.approx(1.0)
+    assert (
+        row["throughput x"] == pytest.approx(1.0)
+        and row["batch"] == 4
+        and row["share of teacher"] == pytest.approx(1.0)
+    )
     from accelbench import plots
 
     assert plots.teacher_vs_students(cmp) is not None
@@ -271,3 +335,25 @@ def test_student_entry_builds_overrides():
     spec = resolve_model(e)
     assert spec.recipe["layers"] is None and spec.recipe["num_layers"] == 2
     distill.check_recipe(spec)  # MiniLM is 384 wide: a 192-wide student fits
+
+
+def test_a_bad_student_in_a_config_stops_the_run_before_any_work(tiny_bert, tmp_path, capsys):
+    from accelbench.cli import main
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"""
+run: bad
+results_dir: {tmp_path / "results"}
+models:
+  too-deep:
+    family: bert
+    task: sst2
+    recipe: {{kind: distill-classifier, teacher: "{tiny_bert}", layers: [0, 9]}}
+experiments:
+  - task: sst2
+    models: [too-deep]
+""")
+    assert main(["run", "--config", str(cfg), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "layers [0, 9] does not fit teacher" in err and "fix:" in err
+    assert not (tmp_path / "results" / "bad" / "records.jsonl").exists()

@@ -44,3 +44,19 @@ def test_notebooks_end_to_end(tiny_bert, tiny_t5, tmp_path):
     assert "Deploy" in text or "No variant" in text, "the Pareto notebook gives no recommendation"
     html = render_html(tmp_path / "04.ipynb")
     assert html.stat().st_size > 10_000 and "<html" in html.read_text()[:2000].lower()
+
+
+def test_every_parameter_line_parses_for_papermill():
+    """papermill reads the parameters cell to document and type the inputs; a line it cannot parse is dropped."""
+    from papermill.translators import PythonTranslator
+
+    for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(cells) == 1, f"{path.name}: one parameters cell"
+        source = "".join(cells[0]["source"])
+        assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), (
+            f"{path.name} has outputs"
+        )
+        lines = [line for line in source.splitlines() if line.strip()]
+        assert len(PythonTranslator.inspect({"source": source})) == len(lines), path.name

@@ -35,12 +35,15 @@ def test_suite_runs_grid_and_resumes(tiny_bert, tmp_path, capsys):
     assert main(["run", "--config", str(cfg), "-q"]) == 0
     run_dir = tmp_path / "results" / "tiny"
     nbs = sorted(p.name for p in (run_dir / "notebooks").glob("*.ipynb"))
-    assert nbs == [
-        "01_baseline__sst2__tiny-bert0.ipynb",
-        "02_quantization__sst2__tiny-bert0.ipynb",
-        "03_distillation__sst2__tiny-student.ipynb",  # a student: trained, then every method against its teacher
-        "04_pareto.ipynb",
-    ]
+    assert (
+        nbs
+        == [
+            "01_baseline__sst2__tiny-bert0.ipynb",
+            "02_quantization__sst2__tiny-bert0.ipynb",
+            "03_distillation__sst2__tiny-student.ipynb",  # a student: trained, then every method against its teacher
+            "04_pareto.ipynb",
+        ]
+    )
     assert len(list((run_dir / "notebooks").glob("*.html"))) == 4
     summary = (run_dir / "summary.md").read_text()
     assert "tiny-bert0:dynamic-int8" in summary and "## Notebooks" in summary and "FAILED" not in summary

@@ -515,7 +515,9 @@ class _OrtMethod(Method):
             logger.warning("fused-vs-unfused check failed: %s", e)
             return {"error": f"{type(e).__name__}: {e}"}
         if not report["fused_not_slower"]:
-            logger.warning("the fused graph of %s is slower than the unfused one: %s", loaded.spec.name, report)
+            logger.warning(
+                "the fused graph of %s is slower than the unfused one: %s", loaded.spec.name, report
+            )
         return report
 
     def apply(self, loaded) -> Variant:
