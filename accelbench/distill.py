@@ -135,7 +135,7 @@ class DistillT5Recipe:
     lr: float = 3e-3  # Adafactor, fine-tuning copied weights (the teacher trained at 1e-2)
     warmup_steps: int = 50
     max_length: int = 64
-    time_budget_s: float = 360.0
+    time_budget_s: float = 600.0  # 360 s: 20.1 BLEU (-2.8 vs its teacher); 600 s: 21.4 (-1.4)
     bf16: bool | None = None
     seed: int = 0
 

@@ -60,21 +60,23 @@ def _baseline(
     path = _predictions_path(run_dir, task.name, loaded.spec.name, BASELINE_METHOD)
     if path.exists():
         data = json.loads(path.read_text())
-        if data.get("n") == len(texts) and data.get("settings_key") == _quality_key(s):
-            return data
+        if (data.get("n") == len(texts) and data.get("settings_key") == _quality_key(s)
+                and data.get("model_key") == loaded.spec.key):  # fmt: skip
+            return data  # a retrained model (new recipe, same name) gets new baseline predictions
     variant = get_method(BASELINE_METHOD).apply(loaded)
     preds = predict(variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens, num_beams=s.num_beams,
                     progress=progress, desc="fp32 baseline predictions")  # fmt: skip
     metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
-    return _save_predictions(path, preds, metrics, s)
+    return _save_predictions(path, preds, metrics, s, loaded.spec.key)
 
 
 def _quality_key(s: BenchmarkSettings) -> str:
     return config_hash([s.n_eval, s.max_new_tokens, s.num_beams, s.max_length])
 
 
-def _save_predictions(path: Path, preds, metrics, s: BenchmarkSettings) -> dict:
-    data = {"n": len(preds), "settings_key": _quality_key(s), "metrics": metrics, "predictions": preds}
+def _save_predictions(path: Path, preds, metrics, s: BenchmarkSettings, model_key: str | None = None) -> dict:
+    data = {"n": len(preds), "settings_key": _quality_key(s), "model_key": model_key, "metrics": metrics,
+            "predictions": preds}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
@@ -178,9 +180,8 @@ def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSetting
         preds = predict(variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens, num_beams=s.num_beams,
                         progress=progress, desc=f"{method.label} predictions")  # fmt: skip
         metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
-        _save_predictions(
-            _predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s
-        )
+        _save_predictions(_predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s,
+                          loaded.spec.key)  # fmt: skip
     primary = task.metric
     quality = {
         **metrics, "metric_name": primary, "metric": metrics[primary],
@@ -214,12 +215,23 @@ def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: st
 
 
 def records_for(run_dir: str | Path, task: str | None = None) -> pd.DataFrame:
-    """The latest record per measurement in a run, optionally for one task (for notebooks and reports)."""
+    """The latest record per measurement in a run, optionally for one task (for notebooks and reports).
+
+    Rows of a model name whose recipe changed since (an older ``model_key``) stay in the file but not here:
+    two sets of weights under one variant name would share a point on every plot.
+    """
     df = read_records(run_dir)
     if df.empty:
         return df
     if task is not None:
         df = df[df["task"] == task]
+    if {"model", "model_key", "timestamp"} <= set(
+        df.columns
+    ):  # a model retrained under a new recipe replaces its old rows
+        newest = df.sort_values("timestamp", kind="stable").groupby(["task", "model"])["model_key"].last()
+        keep = newest.reset_index().rename(columns={"model_key": "_newest"})
+        df = df.merge(keep, on=["task", "model"], how="left")
+        df = df[df["model_key"].isna() | (df["model_key"] == df["_newest"])].drop(columns="_newest")
     df = latest(df)
     fixed = set(df.loc[df["status"] == "ok", "key"])  # a failure that a rerun measured is history, not news
     return df[(df["status"] == "ok") | ~df["key"].isin(fixed)].reset_index(drop=True)

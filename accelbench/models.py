@@ -100,9 +100,16 @@ class ModelSpec:
         """The recipe with every default filled in: changing a default retrains instead of reusing."""
         if self.recipe is None:
             return None
+        from dataclasses import fields
+
         from .training import recipe_class
 
-        return asdict(recipe_class(self.recipe.get("kind", ""))(**self.recipe))
+        recipe = recipe_class(self.recipe.get("kind", ""))(**self.recipe)
+        for f in fields(recipe):  # 600 and 600.0 are one budget: one cache key
+            v = getattr(recipe, f.name)
+            if isinstance(v, int) and not isinstance(v, bool) and str(f.type).startswith("float"):
+                setattr(recipe, f.name, float(v))
+        return asdict(recipe)
 
     @property
     def key(self) -> str:

@@ -357,3 +357,15 @@ experiments:
     err = capsys.readouterr().err
     assert "layers [0, 9] does not fit teacher" in err and "fix:" in err
     assert not (tmp_path / "results" / "bad" / "records.jsonl").exists()
+
+
+def test_a_retrained_model_gets_its_own_baseline_predictions(tiny_bert, sharp_bert, tmp_path):
+    from accelbench.experiment import records_for, run_experiment
+
+    register_model(ModelSpec(name="same-name", base=str(tiny_bert), task="sst2"), overwrite=True)
+    first = run_experiment("sst2", "same-name", ["fp32"], tmp_path, QUICK, progress=False)
+    register_model(ModelSpec(name="same-name", base=str(sharp_bert), task="sst2"), overwrite=True)
+    second = run_experiment("sst2", "same-name", ["fp32"], tmp_path, QUICK, progress=False)
+    saved = json.loads((tmp_path / "predictions" / "sst2__same-name__fp32.json").read_text())
+    assert saved["model_key"] == resolve_model("same-name").key != first["model_key"].iloc[0]
+    assert set(records_for(tmp_path)["model_key"]) == {second["model_key"].iloc[0]}  # the old weights' rows hidden

@@ -105,3 +105,18 @@ def test_records_for_hides_failures_that_a_rerun_fixed(tmp_path):
                           "padding": "dynamic"}])  # fmt: skip
     df = records_for(run, "sst2")
     assert sorted(zip(df["key"], df["status"], strict=True)) == [("a", "ok"), ("b", "error")]
+
+
+def test_records_for_keeps_only_the_newest_recipe_of_a_model(tmp_path):
+    from accelbench.experiment import records_for
+    from accelbench.records import append_records
+
+    run = tmp_path / "run"
+    row = {"task": "sst2", "model": "student", "status": "ok", "scenario": "realtime", "batch_size": 1,
+           "padding": "dynamic"}  # fmt: skip
+    append_records(run, [{**row, "key": "old", "model_key": "r1", "timestamp": "2026-11-27T01:00:00"},
+                         {**row, "key": "t", "model": "teacher", "model_key": "t1", "timestamp": "2026-11-27T01:00:00"}])  # fmt: skip
+    append_records(run, [{**row, "key": "new", "model_key": "r2", "timestamp": "2026-11-27T02:00:00"}])
+    df = records_for(run, "sst2")
+    assert sorted(df["key"]) == ["new", "t"]  # the student's old recipe is history; the teacher is untouched
+    assert len(records_for(run)) == 2

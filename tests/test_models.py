@@ -31,6 +31,8 @@ def test_recipe_overrides_change_the_cache_key():
     b = resolve_model({"name": "minilm-sst2", "train": {"train_size": 100}})
     c = resolve_model({"name": "minilm-sst2", "train": {"train_size": 20000}})  # the default, spelled out
     assert a.key != b.key and a.key == c.key
+    d = resolve_model({"name": "minilm-sst2", "train": {"time_budget_s": 480}})  # int spelling of 480.0
+    assert d.key == a.key
 
 
 @pytest.mark.parametrize("model, train, match", [("minilm-sst2", {"epochs": -1}, "epochs must be positive"),
