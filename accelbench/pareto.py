@@ -744,6 +744,8 @@ def _draw_frontier(
     handles = (
         [Line2D([], [], color="black", lw=1, alpha=0.7, label="Pareto frontier")] if len(front) > 1 else []
     )
+    if len(models) > 1:  # teachers and students (or several checkpoints): one colour each
+        handles += [Line2D([], [], color=colour[m], marker="o", ls="none", label=m) for m in models]
     if rec is not None:
         label = f"floor {format_metric(rec.floor, metric_name)}"
         if not rec.floor_is_absolute:
