@@ -368,4 +368,6 @@ def test_a_retrained_model_gets_its_own_baseline_predictions(tiny_bert, sharp_be
     second = run_experiment("sst2", "same-name", ["fp32"], tmp_path, QUICK, progress=False)
     saved = json.loads((tmp_path / "predictions" / "sst2__same-name__fp32.json").read_text())
     assert saved["model_key"] == resolve_model("same-name").key != first["model_key"].iloc[0]
-    assert set(records_for(tmp_path)["model_key"]) == {second["model_key"].iloc[0]}  # the old weights' rows hidden
+    assert set(records_for(tmp_path)["model_key"]) == {
+        second["model_key"].iloc[0]
+    }  # the old weights' rows hidden
