@@ -22,7 +22,9 @@ def test_every_config_parses(path):
     assert names[-1] == "04_pareto.ipynb" and "01_baseline.ipynb" in names
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "quick.yaml"])
+@pytest.mark.parametrize(
+    "name", ["default.yaml", "quick.yaml", "distill.yaml", "runtimes.yaml", "calibration.yaml"]
+)
 def test_offline_configs_validate(name):
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
     config.validate()  # tasks, built-in models, methods, data (tiny copies here)
@@ -69,3 +71,14 @@ def test_bad_configs(tmp_path, body, match):
     (tmp_path / "c.yaml").write_text(body)
     with pytest.raises(ConfigError, match=match):
         load_config(tmp_path / "c.yaml")
+
+
+def test_default_plan_runs_students_through_the_distillation_notebook():
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
+    config.validate()
+    runs = plan(config)
+    students = [r for r in runs if r.notebook == "03_distillation.ipynb"]
+    assert {r.parameters["student"] for r in students} == {"minilm-sst2-l3", "t5-multi30k-half"}
+    assert all("fp32" in r.parameters["methods"] and len(r.parameters["methods"]) > 1 for r in students)
+    baselines = {r.parameters["model"] for r in runs if r.notebook == "01_baseline.ipynb"}
+    assert baselines == {"minilm-sst2", "t5-multi30k"}  # teachers only: students get 03 instead
