@@ -9,6 +9,7 @@ seq2seq task a pass is greedy generation of every source (``--max-new-tokens``),
         --variants minilm-sst2:fp32 minilm-sst2:dynamic-int8 minilm-sst2-l3:fp32 minilm-sst2-l3:ort-dynamic-int8
     python benchmarks/paired_passes.py --task multi30k --repeats 5 \
         --variants t5-multi30k:fp32 t5-multi30k-half:fp32 t5-multi30k:ct2-int8 t5-multi30k-half:ct2-int8
+    python benchmarks/paired_passes.py --config configs/distill.yaml --variants minilm-sst2:fp32 minilm-sst2-l2:fp32
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import statistics
 import time
 
 from accelbench.compress import get_method
+from accelbench.config import use_config
 from accelbench.models import load_model
 from accelbench.tasks import eval_split, get_task
 
@@ -40,7 +42,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--config", help="a sweep config whose own models (e.g. a student) to register")
     args = p.parse_args()
+    use_config(args.config)
     if len(args.variants) < 2 or any(":" not in v for v in args.variants):
         p.error("give at least two variants as model:method, e.g. minilm-sst2:fp32 minilm-sst2:dynamic-int8")
     task = get_task(args.task)
