@@ -28,7 +28,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .exceptions import ConfigError
 
@@ -70,6 +70,7 @@ def _check_common(r: Any) -> None:
 class DistillClassifierRecipe:
     """A BERT-family student of a sequence-classifier teacher."""
 
+    FAMILY: ClassVar[str] = "bert"  # the family of its teacher and of itself
     kind: str = "distill-classifier"
     teacher: str = "minilm-sst2"
     task: str | None = None  # None = the teacher's task
@@ -121,6 +122,7 @@ class DistillClassifierRecipe:
 class DistillT5Recipe:
     """A T5 student: maximally spaced blocks of the teacher, fine-tuned with word-level KD."""
 
+    FAMILY: ClassVar[str] = "t5"
     kind: str = "distill-t5"
     teacher: str = "t5-multi30k"
     task: str | None = None
@@ -153,6 +155,11 @@ class DistillT5Recipe:
 
 
 DISTILL_RECIPES = {"distill-classifier": DistillClassifierRecipe, "distill-t5": DistillT5Recipe}
+
+
+def student_recipe_class(recipe: dict[str, Any] | None) -> type | None:
+    """The distillation recipe class of a model's recipe, or None when the model is not a student."""
+    return DISTILL_RECIPES.get((recipe or {}).get("kind"))
 
 
 def spaced_layers(n: int, k: int) -> list[int]:
@@ -270,31 +277,31 @@ def planned_config(spec):
 
 def check_recipe(spec) -> None:
     """Refuse a student that does not fit its teacher (bad layers, wider, deeper), before any work."""
-    kind = (spec.recipe or {}).get("kind")
-    if kind not in DISTILL_RECIPES:
+    cls = student_recipe_class(spec.recipe)
+    if cls is None:
         return
     from .models import model_family, resolve_model
 
-    r = DISTILL_RECIPES[kind](**spec.recipe)
+    r = cls(**spec.recipe)
     if r.teacher == spec.name:
         raise ConfigError(
             f"model {spec.name!r} names itself as its teacher", "name another model as `teacher`"
         )
     teacher = resolve_model(r.teacher)
     family = model_family(teacher)
-    want = "t5" if kind == "distill-t5" else "bert"
-    if family != want:
-        raise ConfigError(f"a {kind} student needs a {want}-family teacher; {r.teacher!r} is {family}",
+    if family != cls.FAMILY:
+        raise ConfigError(f"a {r.kind} student needs a {cls.FAMILY}-family teacher; {r.teacher!r} is {family}",
                           f"use {'distill-t5' if family == 't5' else 'distill-classifier'} for this teacher")  # fmt: skip
     student_config(r, planned_config(teacher))
 
 
 def teacher_key(recipe: dict[str, Any] | None) -> str | None:
-    if not recipe or recipe.get("kind") not in DISTILL_RECIPES:
+    cls = student_recipe_class(recipe)
+    if cls is None:
         return None
     from .models import resolve_model
 
-    return resolve_model(recipe.get("teacher") or DISTILL_RECIPES[recipe["kind"]]().teacher).key
+    return resolve_model(recipe.get("teacher") or cls().teacher).key
 
 
 # --- building students ----------------------------------------------------------------------------
@@ -662,7 +669,7 @@ def recipe_summary(recipe: dict[str, Any] | None) -> dict[str, Any]:
     """The recipe with its defaults filled in (for records and notebooks)."""
     if not recipe:
         return {}
-    cls = DISTILL_RECIPES.get(recipe.get("kind"))
+    cls = student_recipe_class(recipe)
     return asdict(cls(**recipe)) if cls else dict(recipe)
 
 

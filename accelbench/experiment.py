@@ -225,9 +225,8 @@ def records_for(run_dir: str | Path, task: str | None = None) -> pd.DataFrame:
         return df
     if task is not None:
         df = df[df["task"] == task]
-    if {"model", "model_key", "timestamp"} <= set(
-        df.columns
-    ):  # a model retrained under a new recipe replaces its old rows
+    # a model retrained under a new recipe (same name, newer model_key) replaces its old rows
+    if {"model", "model_key", "timestamp"} <= set(df.columns):
         newest = df.sort_values("timestamp", kind="stable").groupby(["task", "model"])["model_key"].last()
         keep = newest.reset_index().rename(columns={"model_key": "_newest"})
         df = df.merge(keep, on=["task", "model"], how="left")

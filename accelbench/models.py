@@ -182,9 +182,11 @@ def model_family(spec: ModelSpec) -> str:
     """The spec's family; for a checkpoint, read from its config (fails here, early, if it cannot load)."""
     if spec.family:
         return spec.family
-    kind = (spec.recipe or {}).get("kind", "")
-    if kind.startswith("distill-"):
-        return "t5" if kind == "distill-t5" else "bert"
+    from .distill import student_recipe_class
+
+    student = student_recipe_class(spec.recipe)
+    if student is not None:
+        return student.FAMILY
     from transformers import AutoConfig
 
     path = _base_path(spec)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .config import SweepConfig
+from .distill import student_recipe_class
 from .models import ensure_trained, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 "settings": settings,
                 "config": str(config.source) if (config.tasks or config.models) and config.source else None,
             }
-            recipe = resolve_model(m).recipe or {}
-            if recipe.get("kind", "").startswith("distill-"):
+            if student_recipe_class(resolve_model(m).recipe) is not None:
                 runs.append(NotebookRun(DISTILLATION_NB, out_dir / f"03_distillation__{_slug(e.task, m)}.ipynb",
                                         {**{k: v for k, v in common.items() if k != "model"}, "student": m,
                                          "methods": list(e.methods)}))  # fmt: skip

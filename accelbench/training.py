@@ -345,10 +345,10 @@ def train_from_recipe(
     recipe: dict[str, Any], base: str | None, out_dir: Path, progress: bool = True
 ) -> dict[str, Any]:
     """Dispatch a recipe dict (as stored in a ModelSpec) to its trainer."""
-    r = recipe_class(recipe.get("kind", ""))(**recipe)
-    if r.kind.startswith("distill-"):
-        from .distill import train_student
+    from .distill import student_recipe_class, train_student
 
+    r = recipe_class(recipe.get("kind", ""))(**recipe)
+    if student_recipe_class(recipe) is not None:
         return train_student(recipe, Path(out_dir), progress)
     if isinstance(r, ClassifierRecipe):
         if base is None:
