@@ -45,6 +45,8 @@ from ..environment import supports_int8_vnni
 from ..exceptions import ConfigError, MethodNotApplicableError, ModelError
 from ..runtimes.base import DEFAULT_MAX_LENGTH
 from .base import Method, Variant, register_method
+from .calibration import CALIBRATION_SEED, calibration_texts
+from .calibration import calibration_task as _calibration_task
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,6 @@ EXPORT_RTOL = 1e-4  # exported logits must match torch within 1e-4 * max(1, max 
 EXPORT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 CALIBRATION_BATCH_SIZE = 1  # one text per calibration batch: no padding tokens in the activation ranges
-CALIBRATION_SEED = 0
 CALIBRATION_STRIDE = 1  # calibration batches per collect_data call (see OrtStaticInt8._finish)
 # What static QDQ quantizes: the linear layers. Quantizing LayerNorm, Softmax, Gather, Where... as
 # well costs accuracy and buys little on CPU, where ORT runs the fused float kernels for those.
@@ -366,35 +367,6 @@ def fusion_report(
 
 
 # ---------------------------------------------------------------------------------------- calibration
-
-
-def _calibration_task(loaded, task: str | None) -> str:
-    if task:
-        return task
-    recipe = (loaded.info or {}).get("recipe") or {}
-    return loaded.spec.task or recipe.get("task") or "sst2"
-
-
-def calibration_texts(task: str, samples: int, seed: int = CALIBRATION_SEED) -> list[str]:
-    """``samples`` texts drawn (seeded) from the task's training split: never from what is evaluated."""
-    from ..tasks import get_task, load_task
-
-    t = get_task(task)
-    if t.kind != "classification":
-        raise ConfigError(
-            f"static int8 calibrates on a classification task; {task!r} is {t.kind}",
-            "pass task= a classification task (e.g. sst2)",
-        )
-    texts = list(load_task(task)[t.train_split]["text"])
-    if not texts:
-        from ..exceptions import DataError
-
-        raise DataError(
-            f"task {task!r} has no training texts to calibrate on", "check the task's train split"
-        )
-    rng = random.Random(seed)
-    idx = sorted(rng.sample(range(len(texts)), min(samples, len(texts))))
-    return [texts[i] for i in idx]
 
 
 def calibration_reader(tokenizer, texts: list[str], input_names: list[str], prefix: str = "",

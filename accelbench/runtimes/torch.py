@@ -54,3 +54,35 @@ class TorchPredictor(Predictor):
         )
         new_tokens = int(per_row.sum())
         return Generation(self.tokenizer.batch_decode(out, skip_special_tokens=True), new_tokens)
+
+
+class CompiledPredictor(Predictor):
+    """Classifies with a compiled callable (``torch.compile`` output): tokenizer output -> logits.
+
+    The callable owns its argument order and gradient mode (see ``compress.pt2e_methods.CompiledClassifier``).
+    """
+
+    runtime = "pytorch-inductor"
+    tensor_type = "pt"
+
+    def __init__(self, fn, tokenizer, family: str = "bert", prefix: str = ""):
+        super().__init__(tokenizer, family, prefix)
+        self.fn = fn
+
+    def classify(
+        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
+    ) -> np.ndarray:
+        return self.fn(self.encode(texts, padding, max_length)).float().argmax(-1).numpy()
+
+    def generate(
+        self,
+        texts: list[str],
+        max_new_tokens: int = 64,
+        num_beams: int = 1,
+        padding: str = "dynamic",
+        max_length: int = DEFAULT_MAX_LENGTH,
+    ) -> Generation:
+        raise NotImplementedError("CompiledPredictor only classifies (bert-family models)")
+
+    def close(self) -> None:
+        self.fn = None
