@@ -40,7 +40,9 @@ def test_agrees_with_fp32_and_is_smaller(tiny_bert):
     assert d["activation_quantize_ops"] == 4 * 2 + 2
     assert d["compile_s"] > 0 and d["check_agreement"] == "4/4"
     fp32_mb = sum(p.numel() * 4 for p in loaded.model.parameters()) / 2**20
-    linear_mb = sum(m.weight.numel() for m in loaded.model.modules() if isinstance(m, torch.nn.Linear)) / 2**20
+    linear_mb = (
+        sum(m.weight.numel() for m in loaded.model.modules() if isinstance(m, torch.nn.Linear)) / 2**20
+    )
     # int8 weights: every Linear shrinks 4x; the rest (embeddings, LayerNorm, biases) stays float32
     assert v.size_mb == pytest.approx(fp32_mb - 3 * linear_mb, rel=0.02)
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())  # the source is untouched

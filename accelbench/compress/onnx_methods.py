@@ -31,7 +31,6 @@ import inspect
 import io
 import logging
 import os
-import random
 import statistics
 import tempfile
 import time

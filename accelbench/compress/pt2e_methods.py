@@ -193,7 +193,9 @@ class Pt2eInt8(Method):
             agree += int((out.argmax(-1) == ref.argmax(-1)).sum())
             total += len(b)
         compile_s = time.perf_counter() - t0
-        q_ops = sum(1 for n in converted.graph.nodes if str(n.target).split(".")[-2:-1] == ["quantize_per_tensor"])
+        q_ops = sum(
+            1 for n in converted.graph.nodes if str(n.target).split(".")[-2:-1] == ["quantize_per_tensor"]
+        )
         details: dict[str, Any] = {
             **self.options,
             "calibration_task": task,
