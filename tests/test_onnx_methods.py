@@ -52,15 +52,17 @@ def _assert_model_untouched(loaded):
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
 
 
-def test_registered_bert_only():
+def test_registered_families():
     assert set(ORT_METHODS) <= set(list_methods())
     for name in ORT_METHODS:
         m = get_method(name)
         assert m.unavailable_reason() is None and m.runtime == "onnxruntime"
         m.check("bert")
-        with pytest.raises(MethodNotApplicableError) as e:
-            m.check("t5")
-        assert "t5-family" in str(e.value)
+    for name in ("ort-fp32", "ort-dynamic-int8"):  # T5 through onnx_seq2seq (tests/test_onnx_seq2seq.py)
+        get_method(name).check("t5")
+    with pytest.raises(MethodNotApplicableError) as e:  # static int8 calibrates classifier inputs only
+        get_method("ort-static-int8").check("t5")
+    assert "t5-family" in str(e.value) and "ort-dynamic-int8" in e.value.fix
 
 
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])

@@ -491,10 +491,42 @@ class _OrtMethod(Method):
             )
         return report
 
+    def _finish_seq2seq(self, loaded, work: Path, folder: Path, details: dict[str, Any]) -> Path:
+        """Turn the exported T5 graphs (``folder``) into the final ones; return their folder. Default: as is."""
+        return folder
+
+    def _apply_seq2seq(self, loaded) -> Variant:
+        """T5: encoder and one-token decoder graphs (``onnx_seq2seq.export_t5``), then ``_finish_seq2seq``."""
+        from ..runtimes.onnxruntime import OrtSeq2SeqPredictor
+        from .onnx_seq2seq import export_t5
+
+        tmp = tempfile.TemporaryDirectory(prefix=f"accelbench-{self.name}-")
+        try:
+            work = Path(tmp.name)
+            export = export_t5(loaded.model, loaded.tokenizer, work / "exported", prefix=loaded.spec.prefix)
+            details: dict[str, Any] = {"opset": export["opset"], "export": export, "optimizer": {
+                "model_type": None, "attention_fused": False,
+                "note": "ONNX Runtime's transformer optimizer has no fusion for accelbench's T5 decoder-step graph; "
+                        "the session's own graph optimizations (ORT_ENABLE_ALL) apply"}}  # fmt: skip
+            final = self._finish_seq2seq(loaded, work, work / "exported", details)
+            predictor = OrtSeq2SeqPredictor(
+                final, loaded.tokenizer, loaded.family, loaded.spec.prefix,
+                decoder_start_token_id=loaded.model.config.decoder_start_token_id,
+                intra_op_num_threads=self.intra_op_num_threads, workdir=tmp,
+                graph_paths={"exported": str(work / "exported"), "final": str(final)},
+            )  # fmt: skip
+        except BaseException:
+            tmp.cleanup()
+            raise
+        details["session"] = predictor.settings
+        return Variant(self.label, predictor, self.runtime, self.dtype, _folder_mb(final), details)
+
     def apply(self, loaded) -> Variant:
         from ..runtimes.onnxruntime import OrtPredictor
 
         self.check(loaded.family)
+        if loaded.family == "t5":
+            return self._apply_seq2seq(loaded)
         tmp = tempfile.TemporaryDirectory(prefix=f"accelbench-{self.name}-")
         try:
             work = Path(tmp.name)
@@ -535,7 +567,11 @@ class OrtFP32(_OrtMethod):
     the same optimized graph, so checking it once per model is enough."""
 
     name = "ort-fp32"
-    description = "ONNX Runtime, float32, with the transformer optimizer's fused attention/LayerNorm/GELU"
+    description = (
+        "ONNX Runtime, float32; bert: the transformer optimizer's fused attention/LayerNorm/GELU; t5: encoder "
+        "and cached one-token decoder graphs"
+    )
+    families = ("bert", "t5")
 
     def __init__(self, check_fusion: bool = True, **kw):
         super().__init__(**kw)
@@ -555,9 +591,11 @@ class OrtDynamicInt8(_OrtMethod):
 
     name = "ort-dynamic-int8"
     description = (
-        "ONNX Runtime dynamic quantization of the optimized graph: int8 weights, activations per batch"
+        "ONNX Runtime dynamic quantization (bert: of the optimized graph; t5: of the encoder and decoder-step "
+        "graphs): int8 weights, activations per batch"
     )
     dtype = "int8"
+    families = ("bert", "t5")
 
     def __init__(self, per_channel: bool = False, reduce_range: bool | None = None, **kw):
         super().__init__(**kw)
@@ -575,11 +613,39 @@ class OrtDynamicInt8(_OrtMethod):
             per_channel=self.options["per_channel"], reduce_range=reduce_range,
             extra_options=_quant_extra_options(),
         )  # fmt: skip
-        details["quantization"] = {
+        details["quantization"] = self._dynamic_details(pre, reduce_range, [out])
+        return out
+
+    def _dynamic_details(self, pre: dict[str, Any], reduce_range: bool, graphs: list[Path]) -> dict[str, Any]:
+        ops: dict[str, int] = {}
+        for g in graphs:
+            for k, v in _quantized_ops(g).items():
+                ops[k] = ops.get(k, 0) + v
+        return {
             **pre, "mode": "dynamic", "weight_type": "QInt8", "activation_type": "QUInt8 (per batch)",
             "per_channel": self.options["per_channel"], "reduce_range": reduce_range,
-            "vnni": supports_int8_vnni(), "quantized_ops": _quantized_ops(out),
+            "vnni": supports_int8_vnni(), "quantized_ops": dict(sorted(ops.items())),
         }  # fmt: skip
+
+    def _finish_seq2seq(self, loaded, work: Path, folder: Path, details: dict[str, Any]) -> Path:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        from .onnx_seq2seq import DECODER_FILE, ENCODER_FILE
+
+        out = work / "int8"
+        out.mkdir(parents=True, exist_ok=True)
+        reduce_range = _reduce_range(self.options["reduce_range"])
+        for name in (ENCODER_FILE, DECODER_FILE):
+            pre = preprocess_for_quantization(folder / name, work / "preprocessed" / name)
+            quantize_dynamic(
+                str(work / "preprocessed" / name), str(out / name), weight_type=QuantType.QInt8,
+                per_channel=self.options["per_channel"], reduce_range=reduce_range,
+                # weights only: the attention products (query x key, weights x value) have no constant side
+                extra_options=_quant_extra_options(MatMulConstBOnly=True),
+            )  # fmt: skip
+        details["quantization"] = self._dynamic_details(
+            pre, reduce_range, [out / ENCODER_FILE, out / DECODER_FILE]
+        )
         return out
 
 
