@@ -265,10 +265,12 @@ def fusion_table(records: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in df.iterrows():
         d = json.loads(r["variant_details"]) if isinstance(r["variant_details"], str) else {}
-        fusions = (d.get("optimizer") or {}).get("fusions") or {}
+        opt = d.get("optimizer") or {}
+        fusions = opt.get("fusions") or {}
         check = d.get("fusion_check") or {}
         rows.append({"variant": r["variant"],
-                     "fusions": ", ".join(f"{k} {v}" for k, v in fusions.items() if v) or "none",
+                     "fusions": ", ".join(f"{k} {v}" for k, v in fusions.items() if v)
+                                or ("none: " + opt["note"] if opt.get("note") else "none"),
                      "unfused ms": check.get("unfused_ms"), "fused ms": check.get("fused_ms"),
                      "fused speed-up": check.get("speedup"), "fused not slower": check.get("fused_not_slower"),
                      "max |diff|": check.get("max_abs_diff")})  # fmt: skip
