@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 PEAK_SIZE = 1024
 PEAK_MIN_TIME_S = 1.0
+PEAK_ROUNDS = 3
 PEAKS_FILE = "peaks.json"
 DTYPE_PEAK = {"fp32": "fp32", "bf16": "bf16", "fp16": "bf16", "int8": "int8"}
 
@@ -49,17 +50,35 @@ def matmul_peak(dtype: str, n: int = PEAK_SIZE, min_time_s: float = PEAK_MIN_TIM
     return best
 
 
-def measure_peaks(run_dir: str | Path | None = None, n: int = PEAK_SIZE) -> dict[str, Any]:
-    """fp32/bf16/int8 peaks in GOP/s, measured once and kept in run_dir/peaks.json."""
+def measure_peaks(
+    run_dir: str | Path | None = None,
+    n: int = PEAK_SIZE,
+    rounds: int = PEAK_ROUNDS,
+    min_time_s: float = PEAK_MIN_TIME_S,
+) -> dict[str, Any]:
+    """fp32/bf16/int8 peaks in GOP/s, measured once and kept in run_dir/peaks.json.
+
+    The dtypes take turns for ``rounds`` rounds of ``min_time_s`` each and the best of all rounds is the
+    peak: on a shared machine one dtype's single window can fall in a slow spell (the int8 peak read 1,020 to
+    2,267 GOP/s in back-to-back single 1 s windows here). ``<dtype>_rounds`` keeps each round's value.
+    """
     import torch
 
     path = Path(run_dir) / PEAKS_FILE if run_dir else None
     if path and path.exists():
         return json.loads(path.read_text())
-    peaks: dict[str, Any] = {"threads": torch.get_num_threads(), "size": n}
-    for dtype in ("fp32", "bf16", "int8"):
-        value = matmul_peak(dtype, n)
-        peaks[dtype] = None if value is None else round(value / 1e9, 1)
+    peaks: dict[str, Any] = {"threads": torch.get_num_threads(), "size": n, "rounds": rounds}
+    seen: dict[str, list[float | None]] = {d: [] for d in ("fp32", "bf16", "int8")}
+    for _ in range(rounds):
+        for dtype in seen:
+            if seen[dtype] and seen[dtype][-1] is None:  # unsupported here: asked once
+                continue
+            value = matmul_peak(dtype, n, min_time_s)
+            seen[dtype].append(None if value is None else round(value / 1e9, 1))
+    for dtype, values in seen.items():
+        ok = [v for v in values if v is not None]
+        peaks[dtype] = max(ok) if ok else None
+        peaks[f"{dtype}_rounds"] = values
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(peaks))

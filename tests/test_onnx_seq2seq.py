@@ -121,3 +121,25 @@ def test_check_catches_a_wrong_graph(loaded, tmp_path, monkeypatch):
     monkeypatch.setattr(OrtSeq2SeqPredictor, "_step", forgetful)
     with pytest.raises(ModelError, match="disagree|other tokens"):
         os2s.check_t5_export(loaded.model, loaded.tokenizer, tmp_path)
+
+
+def test_t5_v1_1_layout(tiny_t5, tmp_path):
+    """T5 v1.1 / flan-t5: gated-GELU feed-forward, untied head (no decoder-output scaling), 2 decoder blocks."""
+    import torch
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(1)
+    tok = AutoTokenizer.from_pretrained(tiny_t5)
+    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=2,
+                   num_heads=4, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                   pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)  # fmt: skip
+    model = T5ForConditionalGeneration(cfg).eval()
+    assert not model.config.scale_decoder_outputs
+    info = os2s.export_t5(model, tok, tmp_path)  # raises if tokens or logits differ from PyTorch
+    assert info["decoder_layers"] == 2 and info["check"]["max_abs_logit_diff"] < 1e-4
+    pred = OrtSeq2SeqPredictor(tmp_path, tok)
+    ref = TorchPredictor(model, tok, "t5")
+    assert (
+        pred.generate(TEXTS, max_new_tokens=10, num_beams=2).texts
+        == ref.generate(TEXTS, max_new_tokens=10, num_beams=2).texts
+    )

@@ -108,7 +108,7 @@ def _eager_copy(model):
     return m
 
 
-def _wrapper(model, names: list[str]):
+def logits_module(model, names: list[str]):
     """A module whose positional inputs are ``names`` and whose only output is the logits tensor."""
     import torch
 
@@ -192,7 +192,7 @@ def export_classifier(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = export_input_names(model, tokenizer)
-    wrapper = _wrapper(_eager_copy(model), names)
+    wrapper = logits_module(_eager_copy(model), names)
     enc = tokenizer(list(_SAMPLE_TEXTS), padding="longest", return_tensors="pt")
     args = tuple(enc[n] for n in names)
     max_length = int(getattr(model.config, "max_position_embeddings", 512) or 512)

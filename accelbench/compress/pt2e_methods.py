@@ -142,12 +142,12 @@ class Pt2eInt8(Method):
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
         from ..runtimes.torch import CompiledPredictor
-        from .onnx_methods import _wrapper, export_input_names, torch_logits
+        from .onnx_methods import export_input_names, logits_module, torch_logits
 
         self.check(loaded.family)
         model, tok, prefix = loaded.model, loaded.tokenizer, loaded.spec.prefix
         names = export_input_names(model, tok)
-        wrapper = _wrapper(copy.deepcopy(model).eval(), names)
+        wrapper = logits_module(copy.deepcopy(model).eval(), names)
         enc = tok(list(_SAMPLE_TEXTS), padding="longest", return_tensors="pt")
         max_len = int(getattr(model.config, "max_position_embeddings", 512) or 512)
         batch = torch.export.Dim("batch", min=1, max=4096)
