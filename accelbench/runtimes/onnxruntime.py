@@ -49,6 +49,21 @@ def make_session(path: str | os.PathLike, intra_op_num_threads: int | None = Non
     return ort.InferenceSession(str(path), so, providers=list(PROVIDERS))
 
 
+def session_settings(session) -> dict[str, Any]:
+    """What the records keep of a session made by ``make_session``: version, providers, threads, modes."""
+    import onnxruntime as ort
+
+    so = session.get_session_options()
+    return {
+        "onnxruntime": ort.__version__,
+        "providers": list(session.get_providers()),
+        "intra_op_num_threads": int(so.intra_op_num_threads),
+        "inter_op_num_threads": int(so.inter_op_num_threads),  # 0: ORT's default (unused when sequential)
+        "execution_mode": "sequential",
+        "graph_optimization_level": "ORT_ENABLE_ALL",
+    }
+
+
 def feeds_for(session, enc) -> dict[str, np.ndarray]:
     """The inputs ``session`` declares, taken from a tokenizer output, in the dtype the graph wants.
 
@@ -91,7 +106,6 @@ class OrtPredictor(Predictor):
         graph_paths: dict[str, str] | None = None,
     ):
         super().__init__(tokenizer, family, prefix)
-        import onnxruntime as ort
 
         self.model_path = str(model_path)
         self.workdir = workdir
@@ -99,19 +113,10 @@ class OrtPredictor(Predictor):
         self.session = make_session(
             self.model_path, intra_op_num_threads, inter_op_num_threads=inter_op_num_threads
         )
-        so = self.session.get_session_options()
         outputs = [o.name for o in self.session.get_outputs()]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.settings = {
-            "onnxruntime": ort.__version__,
-            "providers": list(self.session.get_providers()),
-            "intra_op_num_threads": int(so.intra_op_num_threads),
-            "inter_op_num_threads": int(so.inter_op_num_threads),  # 0: ORT's default (unused when sequential)
-            "execution_mode": "sequential",
-            "graph_optimization_level": "ORT_ENABLE_ALL",
-            "inputs": list(self.input_names),
-        }
+        self.settings = {**session_settings(self.session), "inputs": list(self.input_names)}
 
     def logits(
         self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
@@ -174,7 +179,6 @@ class OrtSeq2SeqPredictor(Predictor):
         graph_paths: dict[str, str] | None = None,
     ):
         super().__init__(tokenizer, family, prefix)
-        import onnxruntime as ort
 
         folder = Path(folder)
         self.workdir = workdir
@@ -189,17 +193,8 @@ class OrtSeq2SeqPredictor(Predictor):
         self.eos = int(tokenizer.eos_token_id)
         self.pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.start = self.pad if decoder_start_token_id is None else int(decoder_start_token_id)
-        so = self.decoder.get_session_options()
-        self.settings = {
-            "onnxruntime": ort.__version__,
-            "providers": list(self.decoder.get_providers()),
-            "intra_op_num_threads": int(so.intra_op_num_threads),
-            "inter_op_num_threads": int(so.inter_op_num_threads),
-            "execution_mode": "sequential",
-            "graph_optimization_level": "ORT_ENABLE_ALL",
-            "graphs": [encoder_file, decoder_file],
-            "decoder_layers": len(self.past_names) // 2,
-        }
+        self.settings = {**session_settings(self.decoder), "graphs": [encoder_file, decoder_file],
+                         "decoder_layers": len(self.past_names) // 2}  # fmt: skip
 
     def _encode(self, texts, padding, max_length):
         if self.encoder is None:
