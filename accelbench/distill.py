@@ -269,8 +269,9 @@ def planned_config(spec):
 
         r = T5Recipe(**spec.recipe)
         return t5_config(r, r.vocab_size)
-    if kind in DISTILL_RECIPES:
-        r = DISTILL_RECIPES[kind](**spec.recipe)
+    student = student_recipe_class(spec.recipe)
+    if student is not None:
+        r = student(**spec.recipe)
         return student_config(r, planned_config(r.teacher))
     return AutoConfig.from_pretrained(_base_path(spec))
 
@@ -643,8 +644,11 @@ def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -
         if r.losses.get("ce"):
             parts["ce"] = out.loss
         if r.losses.get("kd"):
-            with torch.no_grad():
-                t_logits = teacher.model(**batch).logits
+            with torch.no_grad():  # decoder inputs, not labels: the teacher's own loss would go unread
+                t_logits = teacher.model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    decoder_input_ids=teacher.model.prepare_decoder_input_ids_from_labels(labels=batch["labels"]),
+                ).logits  # fmt: skip
             parts["kd"] = kd_loss(out.logits, t_logits, r.temperature, mask=batch["labels"] != -100)
         return _weighted(parts, r.losses)
 

@@ -44,8 +44,7 @@ from ..environment import supports_int8_vnni
 from ..exceptions import ConfigError, MethodNotApplicableError, ModelError
 from ..runtimes.base import DEFAULT_MAX_LENGTH
 from .base import Method, Variant, register_method
-from .calibration import CALIBRATION_SEED, calibration_texts
-from .calibration import calibration_task as _calibration_task
+from .calibration import CALIBRATION_SEED, calibration_task, calibration_texts
 
 logger = logging.getLogger(__name__)
 
@@ -476,7 +475,7 @@ class _OrtMethod(Method):
     def _fusion_check(self, loaded, paths: dict[str, Path]) -> dict[str, Any] | None:
         """``fusion_report`` on two batches of 32 task texts: is the fused graph faster than the exported one?"""
         try:
-            texts = calibration_texts(_calibration_task(loaded, None), FUSION_CHECK_TEXTS)
+            texts = calibration_texts(calibration_task(loaded, None), FUSION_CHECK_TEXTS)
             texts = [loaded.spec.prefix + t for t in texts]
             batches = [dict(loaded.tokenizer(texts[i : i + 32], padding=True, return_tensors="np"))
                        for i in range(0, len(texts), 32)]  # fmt: skip
@@ -602,19 +601,25 @@ class OrtDynamicInt8(_OrtMethod):
         self.options = {"per_channel": bool(per_channel), "reduce_range": reduce_range}
 
     def _finish(self, loaded, work: Path, graph: Path, details: dict[str, Any]) -> Path:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         out = work / "int8" / "model.onnx"
         out.parent.mkdir(parents=True, exist_ok=True)
-        pre = preprocess_for_quantization(graph, work / "preprocessed" / "model.onnx")
-        reduce_range = _reduce_range(self.options["reduce_range"])
-        quantize_dynamic(
-            str(work / "preprocessed" / "model.onnx"), str(out), weight_type=QuantType.QInt8,
-            per_channel=self.options["per_channel"], reduce_range=reduce_range,
-            extra_options=_quant_extra_options(),
-        )  # fmt: skip
+        pre, reduce_range = self._quantize(graph, work / "preprocessed" / "model.onnx", out)
         details["quantization"] = self._dynamic_details(pre, reduce_range, [out])
         return out
+
+    def _quantize(
+        self, src: Path, preprocessed: Path, dst: Path, **extra: Any
+    ) -> tuple[dict[str, Any], bool]:
+        """Pre-process ``src`` into ``preprocessed``, quantize it into ``dst``; the pre-processing and reduce_range."""
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        pre = preprocess_for_quantization(src, preprocessed)
+        reduce_range = _reduce_range(self.options["reduce_range"])
+        quantize_dynamic(
+            str(preprocessed), str(dst), weight_type=QuantType.QInt8, per_channel=self.options["per_channel"],
+            reduce_range=reduce_range, extra_options=_quant_extra_options(**extra),
+        )  # fmt: skip
+        return pre, reduce_range
 
     def _dynamic_details(self, pre: dict[str, Any], reduce_range: bool, graphs: list[Path]) -> dict[str, Any]:
         ops: dict[str, int] = {}
@@ -628,21 +633,14 @@ class OrtDynamicInt8(_OrtMethod):
         }  # fmt: skip
 
     def _finish_seq2seq(self, loaded, work: Path, folder: Path, details: dict[str, Any]) -> Path:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         from .onnx_seq2seq import DECODER_FILE, ENCODER_FILE
 
         out = work / "int8"
         out.mkdir(parents=True, exist_ok=True)
-        reduce_range = _reduce_range(self.options["reduce_range"])
         for name in (ENCODER_FILE, DECODER_FILE):
-            pre = preprocess_for_quantization(folder / name, work / "preprocessed" / name)
-            quantize_dynamic(
-                str(work / "preprocessed" / name), str(out / name), weight_type=QuantType.QInt8,
-                per_channel=self.options["per_channel"], reduce_range=reduce_range,
-                # weights only: the attention products (query x key, weights x value) have no constant side
-                extra_options=_quant_extra_options(MatMulConstBOnly=True),
-            )  # fmt: skip
+            # weights only: the attention products (query x key, weights x value) have no constant side
+            pre, reduce_range = self._quantize(folder / name, work / "preprocessed" / name, out / name,
+                                               MatMulConstBOnly=True)  # fmt: skip
         details["quantization"] = self._dynamic_details(
             pre, reduce_range, [out / ENCODER_FILE, out / DECODER_FILE]
         )
@@ -698,7 +696,7 @@ class OrtStaticInt8(_OrtMethod):
     def _finish(self, loaded, work: Path, graph: Path, details: dict[str, Any]) -> Path:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        task = _calibration_task(loaded, self.options["task"])
+        task = calibration_task(loaded, self.options["task"])
         texts = calibration_texts(task, self.options["samples"])
         src = work / "preprocessed" / "model.onnx"
         pre = preprocess_for_quantization(graph, src)

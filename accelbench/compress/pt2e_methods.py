@@ -103,8 +103,7 @@ class CompiledClassifier:
     def __call__(self, enc):
         import torch
 
-        ids = enc["input_ids"]
-        args = [enc[n] if n in enc else torch.zeros_like(ids) for n in self.input_names]
+        args = [enc[n] for n in self.input_names]  # export_input_names: what the tokenizer produces
         # not inference_mode: the frozen graph's constants were made outside it. The options are set on each
         # call, not given to torch.compile (which ignores ``freezing`` there): a new input shape recompiles
         # lazily, inside a call, and must freeze too; the global config is never changed.
@@ -154,8 +153,11 @@ class Pt2eInt8(Method):
         batch = torch.export.Dim("batch", min=1, max=4096)
         seq = torch.export.Dim("sequence", min=2, max=max_len)
         t0 = time.perf_counter()
-        quiet = (warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()))
-        with quiet[0], quiet[1], torch.inference_mode(False):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            torch.inference_mode(False),
+        ):
             warnings.simplefilter("ignore")
             try:
                 exported = torch.export.export(
