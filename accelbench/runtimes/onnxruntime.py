@@ -271,12 +271,12 @@ class OrtSeq2SeqPredictor(Predictor):
             new_rows, new_tokens, new_scores = [], [], []
             for i in range(b):
                 kept = 0
-                for j in top[i]:
+                for rank, j in enumerate(top[i]):
                     beam, tok, sc = i * k + j // vocab, int(j % vocab), float(total[i, j])
                     if closed[i]:
                         break
                     if tok == self.eos:
-                        if len(finished[i]) < k or kept < k:  # a finished hypothesis among the best
+                        if rank < k:  # as in generate: </s> ends a hypothesis only among the top num_beams
                             finished[i].append((sc / (t + 1), seqs[beam] + [tok]))
                         continue
                     new_rows.append(beam)
