@@ -59,8 +59,8 @@ def measure_peaks(
     """fp32/bf16/int8 peaks in GOP/s, measured once and kept in run_dir/peaks.json.
 
     The dtypes take turns for ``rounds`` rounds of ``min_time_s`` each and the best of all rounds is the
-    peak: on a shared machine one dtype's single window can fall in a slow spell (the int8 peak read 1,020 to
-    2,267 GOP/s in back-to-back single 1 s windows here). ``<dtype>_rounds`` keeps each round's value.
+    peak: on a shared machine one dtype's single window can fall in a slow spell (here the int8 peak read 1,020
+    to 1,464 GOP/s in 1 s windows of three processes, and up to 2,267 in a 3 s window). ``<dtype>_rounds`` keeps each round's value.
     """
     import torch
 
