@@ -219,7 +219,8 @@ def check_t5_export(model, tokenizer, folder: str | os.PathLike, prefix: str = "
 
     from ..runtimes.onnxruntime import OrtSeq2SeqPredictor
 
-    pred = OrtSeq2SeqPredictor(folder, tokenizer, prefix=prefix)
+    pred = OrtSeq2SeqPredictor(folder, tokenizer, prefix=prefix,
+                               decoder_start_token_id=model.config.decoder_start_token_id)  # fmt: skip
     worst = 0.0
     try:
         for texts in _CHECK_BATCHES:
