@@ -26,7 +26,7 @@ STAMP := $(VENV)/.installed
 # prepare.py needs only the standard library: any python will do before the venv exists.
 DATA_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 
-.PHONY: help install data test demo quick lab lint format clean strip-notebooks
+.PHONY: help install data test test-fast demo quick lab lint format clean strip-notebooks
 
 help: ## list the targets
 	@echo "usage: make TARGET [VAR=value ...]"
@@ -51,8 +51,11 @@ $(STAMP): pyproject.toml
 data: ## copy the data sets from ../shared/data into data/ (skips files already there)
 	$(DATA_PYTHON) data/prepare.py
 
-test: $(STAMP) data ## run the test suite (PYTEST_ARGS=... to pass options)
+test: $(STAMP) data ## run the whole test suite, as CI does (PYTEST_ARGS=... to pass options)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP) data ## unit tests only (no notebooks, no training runs): the edit-test loop, under a minute
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP) data ## run the default sweep (CONFIG=configs/default.yaml)
 	$(BIN)/accelbench run --config $(CONFIG) $(RUN_ARGS)
@@ -65,9 +68,10 @@ quick: $(STAMP) data ## run the small sweep (QUICK_CONFIG=configs/quick.yaml)
 lab: $(STAMP) data ## open JupyterLab on notebooks/ with the venv's python as kernel
 	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --notebook-dir=notebooks
 
-lint: $(STAMP) ## ruff check and ruff format --check
+lint: $(STAMP) ## ruff check, ruff format --check, and the package's layers (import-linter)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## sort imports and format with ruff
 	$(BIN)/ruff check --select I --fix $(LINT_PATHS)

@@ -9,10 +9,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
 
+from .analysis import write_summary
+from .config import load_config
+from .environment import collect_environment
 from .exceptions import AccelbenchError
+from .methods import get_method, list_methods
+from .models import MODELS, resolve_model
+from .suite import run_suite
+from .tasks import TASKS
+from .training import ensure_trained
 
 logger = logging.getLogger("accelbench")
 
@@ -23,19 +33,14 @@ def _quiet_defaults() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .suite import run_suite
-
     overrides = {"run": args.run, "results_dir": args.results_dir}
     config = load_config(args.config, overrides)
     if args.force:
-        import shutil
-
         for sub in ("predictions",):
             shutil.rmtree(config.run_dir / sub, ignore_errors=True)
-        (config.run_dir / "records.jsonl").exists() and (config.run_dir / "records.jsonl").rename(
-            config.run_dir / f"records.{int(__import__('time').time())}.jsonl.bak"
-        )
+        records = config.run_dir / "records.jsonl"
+        if records.exists():
+            records.rename(config.run_dir / f"records.{int(time.time())}.jsonl.bak")
     result = run_suite(config, progress=not args.quiet, only=args.only)
     print(f"\nrun: {result.run_dir}")
     if result.summary:
@@ -56,8 +61,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .models import ensure_trained, resolve_model
-
     spec = resolve_model(args.model)
     if spec.recipe is None:
         print(f"{spec.name} is a ready checkpoint; nothing to train")
@@ -68,15 +71,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .compress import get_method, list_methods
-    from .models import _MODELS
-    from .tasks import _TASKS
-
     print("tasks:")
-    for t in _TASKS.values():
+    for _, t in TASKS.items():
         print(f"  {t.name:<14} {t.kind:<15} {t.description}")
     print("models:")
-    for m in _MODELS.values():
+    for _, m in MODELS.items():
         teacher = (m.recipe or {}).get("teacher")
         print(
             f"  {m.name:<18} {m.family or '?':<11} {m.description}"
@@ -94,16 +93,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from .environment import collect_environment
-
     for k, v in collect_environment().items():
         print(f"{k:<22} {v}")
     return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .report import write_summary
-
     path = write_summary(Path(args.run_dir), fraction=args.fraction)
     print(path.read_text())
     return 0

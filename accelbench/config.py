@@ -1,4 +1,4 @@
-"""Sweep configuration: small dataclasses, loaded from YAML, checked when built.
+"""Sweep configuration: small dataclasses parsed from YAML and checked when built, before any work.
 
 A config names a run, a list of experiments (a task, the models to try on it, the methods to apply to
 each model), the benchmark settings, and optionally user-defined tasks and models::
@@ -21,12 +21,17 @@ from typing import Any
 
 import yaml
 
-from .benchmark import BenchmarkSettings
 from .exceptions import ConfigError
+from .experiment import UNAVAILABLE_POLICIES, check_methods
+from .measure.settings import BenchmarkSettings
+from .methods import get_method
+from .models import ModelSpec, check_recipe, model_family, register_model, resolve_model
+from .paths import results_dir
+from .records import BASELINE_METHOD
+from .tasks import get_task, load_task, register_task_from_dict
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 DEFAULT_FRACTION = 0.99
 RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -51,8 +56,8 @@ class ExperimentConfig:
                 f"experiment on {self.task!r} lists no methods", "add `methods: [fp32, dynamic-int8]`"
             )
         names = [m.get("name") if isinstance(m, dict) else m for m in self.methods]
-        if "fp32" not in names:
-            self.methods = ["fp32", *self.methods]  # every comparison needs its baseline
+        if BASELINE_METHOD not in names:
+            self.methods = [BASELINE_METHOD, *self.methods]  # every comparison needs its baseline
 
 
 @dataclass
@@ -64,7 +69,9 @@ class SweepConfig:
     benchmark: BenchmarkSettings = field(default_factory=BenchmarkSettings)
     baseline_paddings: list[str] = field(default_factory=lambda: ["dynamic", "max_length"])
     fraction: float = DEFAULT_FRACTION
-    results_dir: Path = DEFAULT_RESULTS_DIR
+    results_dir: Path = field(default_factory=results_dir)
+    # a method this machine cannot run (no bf16, no C++ compiler, ...): recorded as skipped, or an error
+    on_unavailable: str = "skip"
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: Path | None = None
@@ -77,6 +84,11 @@ class SweepConfig:
         if not self.experiments:
             raise ConfigError(
                 "the config has no experiments", "add an `experiments:` list (see configs/default.yaml)"
+            )
+        if self.on_unavailable not in UNAVAILABLE_POLICIES:
+            raise ConfigError(
+                f"on_unavailable must be one of {', '.join(UNAVAILABLE_POLICIES)}, got {self.on_unavailable!r}",
+                "use `on_unavailable: skip` (record such variants as skipped) or `error` (refuse the config)",
             )
         if not 0 < self.fraction <= 1:
             raise ConfigError(
@@ -119,7 +131,7 @@ class SweepConfig:
             )
         bench = BenchmarkSettings.from_dict(d.pop("benchmark", None))
         base = source.parent if source else Path.cwd()
-        results = Path(d.pop("results_dir", DEFAULT_RESULTS_DIR))
+        results = Path(d.pop("results_dir", None) or results_dir())
         results = (
             results if results.is_absolute() else (base.parent if base.name == "configs" else base) / results
         )
@@ -127,9 +139,6 @@ class SweepConfig:
 
     def register_user_definitions(self) -> None:
         """Register the config's own tasks and models (paths relative to the config file)."""
-        from .models import ModelSpec, register_model
-        from .tasks import register_task_from_dict
-
         base = self.source.parent if self.source else Path.cwd()
         for name, spec in (self.tasks or {}).items():
             register_task_from_dict(name, dict(spec), base_dir=base)
@@ -146,29 +155,26 @@ class SweepConfig:
             register_model(m.with_overrides(train=train) if train else m, overwrite=True)
 
     def validate(self) -> None:
-        """Check every name and pairing before any work starts."""
-        from .compress import get_method
-        from .distill import check_recipe
-        from .models import model_family, resolve_model
-        from .tasks import get_task, load_task
-
+        """Check every name and pairing before any work starts; returns ``{variant: reason}`` of the variants
+        this machine cannot run (skipped in the sweep, or an error with ``on_unavailable: error``)."""
         self.register_user_definitions()
+        skipped: dict[str, str] = {}
         for e in self.experiments:
             task = get_task(e.task)
             load_task(e.task)  # missing, empty or malformed data fails now, not after training
-            want = "t5" if task.kind == "seq2seq" else "bert"
             methods = [get_method(m) for m in e.methods]
             for m in e.models:
                 spec = resolve_model(m)
                 check_recipe(spec)  # a student that does not fit its teacher
                 family = model_family(spec)
-                if family != want:
+                if family != task.family:
                     raise ConfigError(
                         f"model {spec.name!r} is {family}-family but task {task.name!r} is {task.kind}",
-                        f"pair {task.kind} tasks with {want}-family models",
+                        f"pair {task.kind} tasks with {task.family}-family models",
                     )
-                for method in methods:
-                    method.check(family)
+                for label, reason in check_methods(methods, family, self.on_unavailable).items():
+                    skipped[f"{e.task}: {spec.name}:{label}"] = reason
+        return skipped
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:

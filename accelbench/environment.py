@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from accelbench import __version__
+from .version import __version__
 
 logger = logging.getLogger(__name__)
 

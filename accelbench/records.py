@@ -1,4 +1,4 @@
-"""Results as flat records in a JSON-lines file: one line per measurement, appended as soon as it exists.
+"""The record: one flat JSON line per measurement, its constants, and the one rule for which rows are current.
 
 Appending (never rewriting) means an interrupted sweep keeps everything it measured, and a rerun can skip
 what is already recorded. pandas reads the file back as one row per measurement, one column per field.
@@ -29,7 +29,11 @@ RECORDS_SUFFIXES = (".jsonl", ".json")
 HASH_CHARS = 12
 FLATTEN_SEP = "_"
 LATEST_BY = ("key", "scenario", "batch_size", "padding")
+BASELINE_METHOD = "fp32"  # every variant is compared with its model's (and its teacher's) fp32
 OK_STATUS = "ok"
+ERROR_STATUS = "error"
+SKIPPED_STATUS = "skipped"  # a variant this machine cannot run (the reason is in `error`)
+TIMEOUT_STATUS = "timeout"
 
 
 def _json_default(obj: Any) -> Any:
@@ -184,3 +188,34 @@ def latest(df: pd.DataFrame, by: Sequence[str] = LATEST_BY) -> pd.DataFrame:
     if df.empty or not cols:
         return df.copy()
     return df.drop_duplicates(subset=cols, keep="last")
+
+
+def current_records(df: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
+    """The records a reader should see: the one rule used by notebooks, summary.md and the recommendation.
+
+    - rows of a model name whose recipe changed since (an older ``model_key`` than the newest for that task
+      and model) are dropped: two sets of weights under one variant name would share a point on every plot;
+    - the last row per measurement wins (``latest``): a rerun appends rather than edits;
+    - a failure (error, skip, time-out) that a later rerun measured as ``ok`` under the same key is history,
+      not news, and is dropped.
+    """
+    if df.empty:
+        return df.copy()
+    if task is not None:
+        df = df[df["task"] == task] if "task" in df.columns else df.iloc[0:0]
+    if {"task", "model", "model_key", "timestamp"} <= set(df.columns) and len(df):
+        newest = df.sort_values("timestamp", kind="stable").groupby(["task", "model"])["model_key"].last()
+        keep = newest.reset_index().rename(columns={"model_key": "_newest"})
+        df = df.merge(keep, on=["task", "model"], how="left")
+        df = df[df["model_key"].isna() | df["_newest"].isna() | (df["model_key"] == df["_newest"])]
+        df = df.drop(columns="_newest")
+    df = latest(df)
+    if "status" in df.columns and "key" in df.columns:
+        fixed = set(df.loc[df["status"] == OK_STATUS, "key"])
+        df = df[(df["status"] == OK_STATUS) | ~df["key"].isin(fixed)]
+    return df.reset_index(drop=True)
+
+
+def read_current(run_dir: str | os.PathLike[str], task: str | None = None) -> pd.DataFrame:
+    """``current_records`` of a run's records file (an empty frame when nothing is recorded yet)."""
+    return current_records(read_records(run_dir), task)

@@ -18,13 +18,16 @@ from typing import Any
 
 import yaml
 
+from .analysis import write_summary
 from .config import SweepConfig
-from .distill import student_recipe_class
-from .models import ensure_trained, resolve_model
+from .models import resolve_model
+from .paths import notebooks_dir
+from .recipes import student_recipe_class
+from .records import BASELINE_METHOD
+from .training import ensure_trained
 
 logger = logging.getLogger(__name__)
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 BASELINE_NB = "01_baseline.ipynb"
 QUANTIZATION_NB = "02_quantization.ipynb"
 DISTILLATION_NB = "03_distillation.ipynb"
@@ -75,6 +78,7 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 "run_dir": str(config.run_dir),
                 "settings": settings,
                 "config": str(config.source) if (config.tasks or config.models) and config.source else None,
+                "unavailable": config.on_unavailable,
             }
             if student_recipe_class(resolve_model(m).recipe) is not None:
                 runs.append(NotebookRun(DISTILLATION_NB, out_dir / f"03_distillation__{_slug(e.task, m)}.ipynb",
@@ -83,7 +87,7 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 continue
             runs.append(NotebookRun(BASELINE_NB, out_dir / f"01_baseline__{_slug(e.task, m)}.ipynb",
                                     {**common, "paddings": config.baseline_paddings}))  # fmt: skip
-            others = [x for x in e.methods if x != "fp32"]
+            others = [x for x in e.methods if x != BASELINE_METHOD]
             if others:
                 runs.append(NotebookRun(QUANTIZATION_NB, out_dir / f"02_quantization__{_slug(e.task, m)}.ipynb",
                                         {**common, "methods": others}))  # fmt: skip
@@ -109,8 +113,8 @@ def execute(run: NotebookRun, progress: bool = True, cwd: Path | None = None) ->
     start = time.perf_counter()
     try:
         pm.execute_notebook(
-            str(NOTEBOOKS_DIR / run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
-            progress_bar=progress, cwd=str(cwd or NOTEBOOKS_DIR),
+            str(notebooks_dir() / run.notebook), str(run.output), parameters=run.parameters, kernel_name=KERNEL,
+            progress_bar=progress, cwd=str(cwd or notebooks_dir()),
         )  # fmt: skip
         run.ok = True
     except Exception as e:  # PapermillExecutionError and kernel failures alike: report, go on
@@ -143,14 +147,14 @@ def prepare_models(config: SweepConfig, progress: bool = True) -> None:
 
 def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None = None) -> SuiteResult:
     """Validate, train what is missing, execute every notebook, write summary.md; never stops at a failure."""
-    from .report import write_summary
-
-    config.validate()
+    for variant, reason in config.validate().items():
+        logger.warning("%s will be recorded as skipped: %s", variant, reason)
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     snapshot = {"run": config.run, "source": str(config.source) if config.source else None,
                 "experiments": [e.__dict__ for e in config.experiments], "benchmark": config.benchmark.to_dict(),
                 "baseline_paddings": config.baseline_paddings, "fraction": config.fraction,
+                "on_unavailable": config.on_unavailable,
                 "tasks": config.tasks, "models": config.models}  # fmt: skip
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(json.loads(json.dumps(snapshot, default=str)), sort_keys=False)

@@ -1,4 +1,4 @@
-"""Tasks: what to predict, from which data, scored by which metric.
+"""Tasks: what to predict, from which data, scored by which metric; a registry of them.
 
 A task is a small registered definition. Built-ins: ``sst2`` (binary sentiment, GLUE) and
 ``multi30k`` (English->German translation). Users add their own CSV/TSV/JSONL task in YAML
@@ -14,26 +14,21 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import ConfigError, DataError, UnknownNameError
+from .exceptions import ConfigError, DataError
+from .paths import data_dir
+from .registry import Registry
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("classification", "seq2seq")
+FAMILY_FOR_KIND = {"classification": "bert", "seq2seq": "t5"}  # the model family that can do each kind
 FORMATS = ("tsv", "csv", "json", "parallel-text")
 SOURCES = ("auto", "local", "hub")
 PRIMARY_METRIC = {"classification": "accuracy", "seq2seq": "bleu"}
-
-
-def data_dir() -> Path:
-    """Where local task files live: $ACCELBENCH_DATA_DIR, else the project's data/ folder."""
-    env = os.environ.get("ACCELBENCH_DATA_DIR")
-    return Path(env).expanduser() if env else PROJECT_ROOT / "data"
 
 
 @dataclass
@@ -85,6 +80,15 @@ class Task:
         return PRIMARY_METRIC[self.kind]
 
     @property
+    def family(self) -> str:
+        """The model family that can do this task (bert for classification, t5 for seq2seq)."""
+        return FAMILY_FOR_KIND[self.kind]
+
+    @property
+    def reference_column(self) -> str:
+        return "label" if self.kind == "classification" else "target"
+
+    @property
     def input_column(self) -> str:
         return "text" if self.kind == "classification" else "source"
 
@@ -102,14 +106,11 @@ class Task:
         return all(p.exists() for s in self.files for p in self.local_paths(s))
 
 
-_TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task", "use a built-in task or define it under `tasks:` in the config")
 
 
 def register_task(task: Task, overwrite: bool = False) -> Task:
-    if task.name in _TASKS and not overwrite:
-        raise ConfigError(f"task {task.name!r} is already registered", "choose another name")
-    _TASKS[task.name] = task
-    return task
+    return TASKS.register(task.name, task, overwrite=overwrite)
 
 
 def register_task_from_dict(name: str, spec: dict[str, Any], base_dir: Path | None = None) -> Task:
@@ -133,16 +134,11 @@ def register_task_from_dict(name: str, spec: dict[str, Any], base_dir: Path | No
 
 
 def get_task(name: str) -> Task:
-    try:
-        return _TASKS[name]
-    except KeyError:
-        raise UnknownNameError(
-            "task", name, list(_TASKS), "use a built-in task or define it under `tasks:` in the config"
-        ) from None
+    return TASKS.get(name)
 
 
 def list_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return sorted(TASKS.names())
 
 
 def _read_local(task: Task):

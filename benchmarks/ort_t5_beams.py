@@ -1,6 +1,6 @@
 """Do T5's ONNX Runtime graphs translate exactly as PyTorch's ``generate`` does? Greedy and beam search.
 
-Exports each model with ``compress.onnx_seq2seq.export_t5`` and counts identical translations over the first
+Exports each model with ``export.onnx_t5.export_t5`` and counts identical translations over the first
 ``--n`` sources of the task's evaluation split (batches of 32):
 
     python benchmarks/ort_t5_beams.py --models t5-multi30k t5-multi30k-half --n 128 --beams 1 4
@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from accelbench.compress.onnx_seq2seq import export_t5
-from accelbench.models import load_model
+from accelbench.export.onnx_t5 import export_t5
+from accelbench.training import load_model
 from accelbench.runtimes.onnxruntime import OrtSeq2SeqPredictor
-from accelbench.runtimes.torch import TorchPredictor
+from accelbench.runtimes.torch import TorchGenerator
 from accelbench.tasks import eval_split, get_task
 
 
@@ -32,7 +32,7 @@ def main() -> None:
             export_t5(loaded.model, loaded.tokenizer, folder, prefix=loaded.spec.prefix)
             ort = OrtSeq2SeqPredictor(folder, loaded.tokenizer, prefix=loaded.spec.prefix,
                                       decoder_start_token_id=loaded.model.config.decoder_start_token_id)  # fmt: skip
-            ref = TorchPredictor(loaded.model, loaded.tokenizer, "t5", loaded.spec.prefix)
+            ref = TorchGenerator(loaded.model, loaded.tokenizer, "t5", loaded.spec.prefix)
             for beams in args.beams:
                 same = sum(
                     a == b

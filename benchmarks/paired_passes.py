@@ -18,9 +18,9 @@ import argparse
 import statistics
 import time
 
-from accelbench.compress import get_method
 from accelbench.config import use_config
-from accelbench.models import load_model
+from accelbench.methods import get_method
+from accelbench.training import load_model
 from accelbench.tasks import eval_split, get_task
 
 

@@ -83,7 +83,7 @@ def tiny_t5(tmp_path_factory) -> Path:
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from accelbench.training import train_tokenizer
+    from accelbench.training.t5 import train_tokenizer
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tiny-t5")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from accelbench.config import load_config, use_config
-from accelbench.exceptions import ConfigError
+from accelbench.exceptions import ConfigError, MethodNotApplicableError
 from accelbench.suite import plan
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -82,3 +82,24 @@ def test_default_plan_runs_students_through_the_distillation_notebook():
     assert all("fp32" in r.parameters["methods"] and len(r.parameters["methods"]) > 1 for r in students)
     baselines = {r.parameters["model"] for r in runs if r.notebook == "01_baseline.ipynb"}
     assert baselines == {"minilm-sst2", "t5-multi30k"}  # teachers only: students get 03 instead
+
+
+def test_a_method_this_machine_cannot_run_is_skipped_in_a_sweep_or_refused_on_request(tmp_path, monkeypatch):
+    """The shipped configs validate on any x86-64 CPU: what the CPU cannot run is reported, not fatal."""
+    from accelbench.methods import get_method
+
+    bf16 = type(get_method("bf16"))
+    monkeypatch.setattr(bf16, "unavailable_reason", lambda self: "this CPU has no native bfloat16 (faked)")
+    body = "run: x\nexperiments: [{task: sst2, models: [minilm-sst2], methods: [fp32, bf16, dynamic-int8]}]\n"
+    (tmp_path / "skip.yaml").write_text(body)
+    skipped = load_config(tmp_path / "skip.yaml").validate()
+    assert skipped == {
+        "sst2: minilm-sst2:bf16": "cannot run on this machine: this CPU has no native bfloat16 (faked)"
+    }
+    assert plan(load_config(tmp_path / "skip.yaml"))[0].parameters["unavailable"] == "skip"
+    (tmp_path / "strict.yaml").write_text("on_unavailable: error\n" + body)
+    with pytest.raises(MethodNotApplicableError, match="faked"):
+        load_config(tmp_path / "strict.yaml").validate()
+    (tmp_path / "bad.yaml").write_text("on_unavailable: sometimes\n" + body)
+    with pytest.raises(ConfigError, match="on_unavailable"):
+        load_config(tmp_path / "bad.yaml")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from accelbench.compress import Method, register_method
-from accelbench.compress.base import _METHODS
 from accelbench.exceptions import ConfigError, MethodNotApplicableError, UnknownNameError
 from accelbench.experiment import run_experiment
+from accelbench.methods import METHODS, Method, register_method
 from accelbench.records import read_records
 
 from .conftest import QUICK
@@ -23,7 +22,7 @@ def broken_method():
             raise RuntimeError("simulated export failure")
 
     yield "broken-test"
-    _METHODS.pop("broken-test")
+    METHODS.unregister("broken-test")
 
 
 def test_records_resume_and_failure(tiny_bert, tmp_path, broken_method):
@@ -81,7 +80,7 @@ def test_bad_input_fails_before_any_record(tiny_bert, tiny_t5, tmp_path):
                 "multi30k", str(tiny_t5), ["fp32", "bert-only-exp"], run_dir, QUICK, progress=False
             )
     finally:
-        _METHODS.pop("bert-only-exp")
+        METHODS.unregister("bert-only-exp")
     assert read_records(run_dir).empty
 
 
@@ -94,29 +93,47 @@ def test_seq2seq_records(tiny_t5, tmp_path):
     assert (df["status"] == "ok").all()
 
 
-def test_records_for_hides_failures_that_a_rerun_fixed(tmp_path):
-    from accelbench.experiment import records_for
-    from accelbench.records import append_records
+@pytest.fixture
+def unavailable_method():
+    @register_method
+    class NeedsHardware(Method):
+        name = "needs-hardware-test"
 
-    run = tmp_path / "run"
-    append_records(run, [{"key": "a", "task": "sst2", "status": "error", "error": "boom"},
-                         {"key": "b", "task": "sst2", "status": "error", "error": "still broken"}])  # fmt: skip
-    append_records(run, [{"key": "a", "task": "sst2", "status": "ok", "scenario": "realtime", "batch_size": 1,
-                          "padding": "dynamic"}])  # fmt: skip
-    df = records_for(run, "sst2")
-    assert sorted(zip(df["key"], df["status"], strict=True)) == [("a", "ok"), ("b", "error")]
+        def unavailable_reason(self):
+            return "this CPU lacks the imaginary instruction set"
+
+        def apply(self, loaded):
+            raise AssertionError("an unavailable method is never applied")
+
+    yield "needs-hardware-test"
+    METHODS.unregister("needs-hardware-test")
 
 
-def test_records_for_keeps_only_the_newest_recipe_of_a_model(tmp_path):
-    from accelbench.experiment import records_for
-    from accelbench.records import append_records
+def test_unavailable_method_errors_by_default_and_is_recorded_as_skipped_in_sweeps(
+    tiny_bert, tmp_path, unavailable_method
+):
+    run_dir = tmp_path / "run"
+    with pytest.raises(MethodNotApplicableError, match="imaginary instruction set"):
+        run_experiment("sst2", str(tiny_bert), ["fp32", unavailable_method], run_dir, QUICK, progress=False)
+    assert read_records(run_dir).empty  # refused before any work
+    df = run_experiment("sst2", str(tiny_bert), ["fp32", unavailable_method], run_dir, QUICK, progress=False,
+                        unavailable="skip")  # fmt: skip
+    skipped = df[df["method"] == unavailable_method]
+    assert list(skipped["status"]) == ["skipped"] and "imaginary instruction set" in skipped.iloc[0]["error"]
+    assert (df[df["method"] == "fp32"]["status"] == "ok").all()
+    with pytest.raises(ConfigError, match="unavailable"):
+        run_experiment("sst2", str(tiny_bert), ["fp32"], run_dir, QUICK, progress=False, unavailable="maybe")
 
-    run = tmp_path / "run"
-    row = {"task": "sst2", "model": "student", "status": "ok", "scenario": "realtime", "batch_size": 1,
-           "padding": "dynamic"}  # fmt: skip
-    append_records(run, [{**row, "key": "old", "model_key": "r1", "timestamp": "2026-11-27T01:00:00"},
-                         {**row, "key": "t", "model": "teacher", "model_key": "t1", "timestamp": "2026-11-27T01:00:00"}])  # fmt: skip
-    append_records(run, [{**row, "key": "new", "model_key": "r2", "timestamp": "2026-11-27T02:00:00"}])
-    df = records_for(run, "sst2")
-    assert sorted(df["key"]) == ["new", "t"]  # the student's old recipe is history; the teacher is untouched
-    assert len(records_for(run)) == 2
+
+def test_two_settings_of_one_method_are_two_records(tiny_bert, tmp_path):
+    """Every setting that changes a measurement is in the method's label and the record key."""
+    run_dir = tmp_path / "run"
+    methods = [{"name": "ort-fp32", "check_fusion": False, "intra_op_num_threads": 1},
+               {"name": "ort-fp32", "check_fusion": False, "intra_op_num_threads": 2}]  # fmt: skip
+    df = run_experiment("sst2", str(tiny_bert), methods, run_dir, QUICK, progress=False)
+    ort = df[df["method_name"] == "ort-fp32"]
+    assert (ort["status"] == "ok").all()
+    assert ort["method"].nunique() == 2 and ort["key"].nunique() == 2
+    assert {"intra_op_num_threads=1", "intra_op_num_threads=2"} <= {
+        part for label in ort["method"] for part in label.strip("]").split("[")[-1].split(",")
+    }

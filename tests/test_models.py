@@ -10,12 +10,12 @@ from accelbench.exceptions import ConfigError, ModelError
 from accelbench.models import (
     ModelSpec,
     check_fits_task,
-    load_model,
     model_family,
     register_model,
     resolve_model,
 )
 from accelbench.tasks import get_task
+from accelbench.training import load_model
 
 
 def test_resolve_builtin_and_unknown():

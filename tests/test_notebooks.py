@@ -6,10 +6,13 @@ import json
 
 import pytest
 
+from accelbench.paths import notebooks_dir
 from accelbench.records import read_records
-from accelbench.suite import NOTEBOOKS_DIR, render_html
+from accelbench.suite import render_html
 
 from .conftest import QUICK
+
+NOTEBOOKS_DIR = notebooks_dir()
 
 pytestmark = pytest.mark.slow
 

@@ -19,6 +19,7 @@ from accelbench.records import (
     config_hash,
     flatten,
     latest,
+    read_current,
     read_records,
     recorded_keys,
 )
@@ -187,3 +188,25 @@ def test_latest_groups_missing_values_together() -> None:
     df = pd.DataFrame([{"key": "t", "padding": None, "v": 1}, {"key": "t", "padding": None, "v": 2}])
     assert latest(df)["v"].tolist() == [2]
     assert latest(pd.DataFrame()).empty
+
+
+def test_current_records_hides_failures_that_a_rerun_fixed(tmp_path):
+    run = tmp_path / "run"
+    append_records(run, [{"key": "a", "task": "sst2", "status": "error", "error": "boom"},
+                         {"key": "b", "task": "sst2", "status": "error", "error": "still broken"}])  # fmt: skip
+    append_records(run, [{"key": "a", "task": "sst2", "status": "ok", "scenario": "realtime", "batch_size": 1,
+                          "padding": "dynamic"}])  # fmt: skip
+    df = read_current(run, "sst2")
+    assert sorted(zip(df["key"], df["status"], strict=True)) == [("a", "ok"), ("b", "error")]
+
+
+def test_current_records_keeps_only_the_newest_recipe_of_a_model(tmp_path):
+    run = tmp_path / "run"
+    row = {"task": "sst2", "model": "student", "status": "ok", "scenario": "realtime", "batch_size": 1,
+           "padding": "dynamic"}  # fmt: skip
+    append_records(run, [{**row, "key": "old", "model_key": "r1", "timestamp": "2026-11-27T01:00:00"},
+                         {**row, "key": "t", "model": "teacher", "model_key": "t1", "timestamp": "2026-11-27T01:00:00"}])  # fmt: skip
+    append_records(run, [{**row, "key": "new", "model_key": "r2", "timestamp": "2026-11-27T02:00:00"}])
+    df = read_current(run, "sst2")
+    assert sorted(df["key"]) == ["new", "t"]  # the student's old recipe is history; the teacher is untouched
+    assert len(read_current(run)) == 2

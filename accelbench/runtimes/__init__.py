@@ -1,10 +1,40 @@
-"""Runtimes: one predictor interface (classify a batch of texts, generate for a batch of texts).
+"""Runtimes: the predictors that run a variant (classify or generate a batch of texts), registered by name.
 
-Evaluation and benchmark code only talk to ``Predictor``; a runtime (PyTorch eager here; ONNX Runtime
-and CTranslate2 plug in the same way) only has to implement it.
+Measurement code only talks to ``Classifier.classify`` and ``Generator.generate``; a runtime implements one or
+both and registers a ``Runtime`` under its name (``RUNTIMES``): PyTorch eager, PyTorch compiled by
+TorchInductor, ONNX Runtime and CTranslate2. Each imports its library lazily, when a predictor is built.
 """
 
-from .base import Predictor
-from .torch import TorchPredictor
+from . import ctranslate2, onnxruntime, torch  # noqa: F401  (each registers its runtime)
+from .base import (
+    DEFAULT_MAX_LENGTH,
+    PADDINGS,
+    RUNTIMES,
+    Classifier,
+    Generation,
+    Generator,
+    Predictor,
+    Runtime,
+    get_runtime,
+    list_runtimes,
+    register_runtime,
+)
+from .torch import CompiledPredictor, TorchClassifier, TorchGenerator, torch_predictor
 
-__all__ = ["Predictor", "TorchPredictor"]
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "PADDINGS",
+    "RUNTIMES",
+    "Classifier",
+    "CompiledPredictor",
+    "Generation",
+    "Generator",
+    "Predictor",
+    "Runtime",
+    "TorchClassifier",
+    "TorchGenerator",
+    "get_runtime",
+    "list_runtimes",
+    "register_runtime",
+    "torch_predictor",
+]

@@ -1,11 +1,15 @@
-"""The predictor interface every runtime implements."""
+"""The predictor protocols every runtime implements (classify or generate) and the runtime registry."""
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..exceptions import ConfigError
+from ..registry import Registry
 
 PADDINGS = ("dynamic", "max_length")
 DEFAULT_MAX_LENGTH = 128
@@ -17,14 +21,15 @@ class Generation:
     new_tokens: int  # generated tokens over the batch, end-of-sequence included, padding excluded
 
 
-class Predictor(ABC):
-    """Classify or generate for a batch of raw texts; tokenization is part of what is measured.
+class Predictor:
+    """A model ready to run on a batch of raw texts; tokenization is part of what is measured.
 
     ``padding='dynamic'`` pads a batch to its longest text; ``'max_length'`` pads every batch to
-    ``max_length`` tokens (what a naive deployment does).
+    ``max_length`` tokens (what a naive deployment does). A predictor is a ``Classifier`` or a ``Generator``.
     """
 
     runtime: str = "base"
+    tensor_type: str | None = "np"  # what the tokenizer returns: "np", "pt", or None (python lists)
 
     def __init__(self, tokenizer, family: str, prefix: str = ""):
         self.tokenizer = tokenizer
@@ -33,8 +38,6 @@ class Predictor(ABC):
 
     def encode(self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH):
         if padding not in PADDINGS:
-            from ..exceptions import ConfigError
-
             raise ConfigError(
                 f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}", "use padding='dynamic'"
             )
@@ -48,13 +51,22 @@ class Predictor(ABC):
             return_tensors=self.tensor_type,
         )
 
-    tensor_type = "np"
+    def close(self) -> None:
+        """Release what the runtime holds (sessions, threads, files)."""
+
+
+class Classifier(Predictor, ABC):
+    """A predictor for classification tasks: texts -> label indices."""
 
     @abstractmethod
     def classify(
         self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
     ) -> np.ndarray:
         """Predicted label indices, shape (B,)."""
+
+
+class Generator(Predictor, ABC):
+    """A predictor for sequence-to-sequence tasks: source texts -> generated texts."""
 
     @abstractmethod
     def generate(
@@ -67,6 +79,50 @@ class Predictor(ABC):
     ) -> Generation:
         """Decoded outputs for a batch of source texts."""
 
-    def close(self) -> None:
-        """Release what the runtime holds (sessions, threads)."""
+
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime by name: its classifier and generator predictors (None where it has none).
+
+    ``libraries``: the modules the predictors import when they are built (lazily, so that the package imports
+    without them); ``unavailable_reason`` says which one is missing.
+    """
+
+    name: str
+    description: str
+    classifier: type[Classifier] | None = None
+    generator: type[Generator] | None = None
+    libraries: tuple[str, ...] = ()
+
+    def predictor_class(self, kind: str) -> type[Predictor]:
+        """The predictor for a task kind: ``classification`` or ``seq2seq``."""
+        cls = {"classification": self.classifier, "seq2seq": self.generator}.get(kind)
+        if cls is None:
+            raise ConfigError(
+                f"runtime {self.name!r} has no predictor for {kind!r} tasks",
+                f"use a runtime with a {'classifier' if kind == 'classification' else 'generator'}",
+            )
+        return cls
+
+    def unavailable_reason(self) -> str | None:
+        for module in self.libraries:
+            try:
+                importlib.import_module(module)
+            except Exception as e:
+                return f"{module} is not importable ({type(e).__name__}: {e}); pip install {module}"
         return None
+
+
+RUNTIMES: Registry[Runtime] = Registry("runtime", "use one of the runtimes above")
+
+
+def register_runtime(runtime: Runtime, overwrite: bool = False) -> Runtime:
+    return RUNTIMES.register(runtime.name, runtime, overwrite=overwrite)
+
+
+def get_runtime(name: str) -> Runtime:
+    return RUNTIMES.get(name)
+
+
+def list_runtimes() -> list[str]:
+    return RUNTIMES.names()

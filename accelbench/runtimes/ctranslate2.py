@@ -1,6 +1,6 @@
 """CTranslate2 runtime: a converted T5 run by ``ctranslate2.Translator`` on the CPU.
 
-How this matches ``TorchPredictor.generate`` (HF ``model.generate``):
+How this matches ``TorchGenerator.generate`` (HF ``model.generate``):
 
 - the source is ``prefix + text``, tokenized by the HF tokenizer with truncation at ``max_length`` tokens and
   its post-processor's ``</s>``; the ids become CTranslate2 tokens with ``convert_ids_to_tokens``
@@ -16,7 +16,7 @@ How this matches ``TorchPredictor.generate`` (HF ``model.generate``):
 - ``padding``: CTranslate2 takes unpadded token lists and pads each batch internally to its longest source,
   so ``'max_length'`` costs the padded tokenization (measured) but no extra model compute;
 - ``new_tokens``: hypothesis tokens per source, ``</s>`` included when decoding ended on it (the results
-  keep it: ``return_end_token=True``), ``<pad>`` excluded: the same count as ``TorchPredictor`` (which counts
+  keep it: ``return_end_token=True``), ``<pad>`` excluded: the same count as ``TorchGenerator`` (which counts
   the non-pad ids after the decoder start token), so equal outputs give equal counts.
 """
 
@@ -28,9 +28,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .base import DEFAULT_MAX_LENGTH, Generation, Predictor
+from .base import DEFAULT_MAX_LENGTH, Generation, Generator, Runtime, register_runtime
 
 # translate_batch options fixed to reproduce HF generate (see the module docstring).
 _FIXED_OPTIONS = {
@@ -44,8 +42,8 @@ _FIXED_OPTIONS = {
 }
 
 
-class Ct2Predictor(Predictor):
-    """Generates with a CTranslate2 ``Translator`` (seq2seq only; classification is not supported).
+class Ct2Predictor(Generator):
+    """Generates with a CTranslate2 ``Translator`` (seq2seq models).
 
     ``model_dir`` is a converted model folder; with ``owns_dir=True`` the predictor deletes it in ``close()``
     (or when garbage-collected). ``options`` are extra ``translate_batch`` keywords (length_penalty,
@@ -97,13 +95,6 @@ class Ct2Predictor(Predictor):
             self._token_ids.setdefault(token, i)
         self._pad_id = tokenizer.pad_token_id
 
-    def classify(
-        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
-    ) -> np.ndarray:
-        raise NotImplementedError(
-            "the CTranslate2 runtime only generates (T5 seq2seq models); classification is not supported"
-        )
-
     def _source_tokens(self, texts: list[str], padding: str, max_length: int) -> list[list[str]]:
         enc = self.encode(texts, padding, max_length)  # validates padding; lists, maybe padded
         rows = []
@@ -143,3 +134,10 @@ class Ct2Predictor(Predictor):
             self.translator = None
         if self._cleanup is not None:
             self._cleanup()
+
+
+register_runtime(
+    Runtime(
+        "ctranslate2", "CTranslate2 Translator on the CPU", generator=Ct2Predictor, libraries=("ctranslate2",)
+    )
+)

@@ -1,8 +1,8 @@
-"""ONNX Runtime: classification with an exported ``.onnx`` graph on the CPU execution provider.
+"""ONNX Runtime predictors: exported ONNX graphs run on the CPU execution provider.
 
-``onnxruntime`` is imported lazily, when a predictor is built, so that the package imports without it.
+``onnxruntime`` is imported lazily, when a session is made, so that the package imports without it.
 ``OrtPredictor`` classifies (bert family) with one graph; ``OrtSeq2SeqPredictor`` generates (T5) with the
-encoder and one-token decoder graphs that ``compress.onnx_seq2seq.export_t5`` writes.
+encoder and one-token decoder graphs that ``export.onnx_t5.export_t5`` writes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DEFAULT_MAX_LENGTH, Generation, Predictor
+from .base import DEFAULT_MAX_LENGTH, Classifier, Generation, Generator, Runtime, register_runtime
 
 PROVIDERS = ("CPUExecutionProvider",)
 _NUMPY_INT = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -82,12 +82,12 @@ def feeds_for(session, enc) -> dict[str, np.ndarray]:
     return feeds
 
 
-class OrtPredictor(Predictor):
+class OrtPredictor(Classifier):
     """Runs an ONNX sequence classifier in an ``onnxruntime.InferenceSession`` (CPUExecutionProvider).
 
     ``workdir``: an object that owns the graph's files (a ``tempfile.TemporaryDirectory``); the predictor
     keeps it alive and cleans it up in ``close()``. ``graph_paths`` names the graphs a method built
-    (``exported``, ``optimized``, ...) so that later checks such as ``onnx_methods.fusion_report`` can use
+    (``exported``, ``optimized``, ...) so that later checks such as ``onnx_graph.fusion_report`` can use
     them while the predictor lives. ``settings`` records the session's threads, providers and versions.
     """
 
@@ -132,18 +132,6 @@ class OrtPredictor(Predictor):
     ) -> np.ndarray:
         return self.logits(texts, padding, max_length).argmax(-1)
 
-    def generate(
-        self,
-        texts: list[str],
-        max_new_tokens: int = 64,
-        num_beams: int = 1,
-        padding: str = "dynamic",
-        max_length: int = DEFAULT_MAX_LENGTH,
-    ) -> Generation:
-        raise NotImplementedError(
-            "OrtPredictor only classifies (bert-family models); T5 generates with OrtSeq2SeqPredictor"
-        )
-
     def close(self) -> None:
         self.session = None  # release the session before its files go
         if self.workdir is not None and hasattr(self.workdir, "cleanup"):
@@ -151,10 +139,10 @@ class OrtPredictor(Predictor):
         self.workdir = None
 
 
-class OrtSeq2SeqPredictor(Predictor):
-    """T5 generation with two ONNX Runtime sessions: the encoder once per batch, then one decoder step per token.
+class OrtSeq2SeqPredictor(Generator):
+    """T5 generation with two ONNX Runtime sessions: the encoder once per batch, one decoder step per token.
 
-    ``folder`` holds ``encoder.onnx`` and ``decoder.onnx`` (see ``compress.onnx_seq2seq``); ``encoder_file`` /
+    ``folder`` holds ``encoder.onnx`` and ``decoder.onnx`` (see ``export.onnx_t5``); ``encoder_file`` /
     ``decoder_file`` name other files (quantized ones). Greedy search (``num_beams=1``) follows
     ``model.generate``: start from ``decoder_start_token_id``, stop a sequence at ``</s>`` (later positions are
     padding), stop the batch when every sequence has ended or after ``max_new_tokens``. Beam search keeps
@@ -308,11 +296,6 @@ class OrtSeq2SeqPredictor(Predictor):
             best.append(max(hyps, key=lambda h: h[0])[1] if hyps else [])
         return best
 
-    def classify(
-        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
-    ) -> np.ndarray:
-        raise NotImplementedError("OrtSeq2SeqPredictor generates (t5-family models); it does not classify")
-
     def generate(
         self,
         texts: list[str],
@@ -335,3 +318,14 @@ class OrtSeq2SeqPredictor(Predictor):
         if self.workdir is not None and hasattr(self.workdir, "cleanup"):
             self.workdir.cleanup()
         self.workdir = None
+
+
+register_runtime(
+    Runtime(
+        "onnxruntime",
+        "ONNX Runtime, CPU execution provider",
+        classifier=OrtPredictor,
+        generator=OrtSeq2SeqPredictor,
+        libraries=("onnxruntime",),
+    )
+)

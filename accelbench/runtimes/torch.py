@@ -1,19 +1,19 @@
-"""PyTorch eager runtime."""
+"""PyTorch runtimes: eager classifier and generator, and a classifier that calls a compiled function."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import DEFAULT_MAX_LENGTH, Generation, Predictor
+from .base import DEFAULT_MAX_LENGTH, Classifier, Generation, Generator, Predictor, Runtime, register_runtime
 
 
-class TorchPredictor(Predictor):
-    """Runs a transformers model in PyTorch eager mode under ``torch.inference_mode``."""
+class TorchClassifier(Classifier):
+    """Classifies with a transformers sequence classifier in PyTorch eager mode (``inference_mode``)."""
 
     runtime = "pytorch"
     tensor_type = "pt"
 
-    def __init__(self, model, tokenizer, family: str, prefix: str = ""):
+    def __init__(self, model, tokenizer, family: str = "bert", prefix: str = ""):
         super().__init__(tokenizer, family, prefix)
         self.model = model.eval()
 
@@ -26,6 +26,17 @@ class TorchPredictor(Predictor):
         with torch.inference_mode():
             logits = self.model(**enc).logits  # (B, num_labels)
         return logits.float().argmax(-1).numpy()
+
+
+class TorchGenerator(Generator):
+    """Generates with a transformers seq2seq model's ``generate`` in PyTorch eager mode (greedy or beam)."""
+
+    runtime = "pytorch"
+    tensor_type = "pt"
+
+    def __init__(self, model, tokenizer, family: str = "t5", prefix: str = ""):
+        super().__init__(tokenizer, family, prefix)
+        self.model = model.eval()
 
     def generate(
         self,
@@ -56,10 +67,16 @@ class TorchPredictor(Predictor):
         return Generation(self.tokenizer.batch_decode(out, skip_special_tokens=True), new_tokens)
 
 
-class CompiledPredictor(Predictor):
+def torch_predictor(model, tokenizer, family: str, prefix: str = "") -> Predictor:
+    """The eager predictor for a model family: t5 generates, every other family classifies."""
+    cls = TorchGenerator if family == "t5" else TorchClassifier
+    return cls(model, tokenizer, family, prefix)
+
+
+class CompiledPredictor(Classifier):
     """Classifies with a compiled callable (``torch.compile`` output): tokenizer output -> logits.
 
-    The callable owns its argument order and gradient mode (see ``compress.pt2e_methods.CompiledClassifier``).
+    The callable owns its argument order and gradient mode (see ``methods.pt2e.CompiledClassifier``).
     """
 
     runtime = "pytorch-inductor"
@@ -72,17 +89,22 @@ class CompiledPredictor(Predictor):
     def classify(
         self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
     ) -> np.ndarray:
+        if self.fn is None:
+            raise RuntimeError("this CompiledPredictor is closed")
         return self.fn(self.encode(texts, padding, max_length)).float().argmax(-1).numpy()
-
-    def generate(
-        self,
-        texts: list[str],
-        max_new_tokens: int = 64,
-        num_beams: int = 1,
-        padding: str = "dynamic",
-        max_length: int = DEFAULT_MAX_LENGTH,
-    ) -> Generation:
-        raise NotImplementedError("CompiledPredictor only classifies (bert-family models)")
 
     def close(self) -> None:
         self.fn = None
+
+
+register_runtime(
+    Runtime("pytorch", "PyTorch eager mode", TorchClassifier, TorchGenerator, libraries=("torch",))
+)
+register_runtime(
+    Runtime(
+        "pytorch-inductor",
+        "a graph compiled by torch.compile (TorchInductor)",
+        classifier=CompiledPredictor,
+        libraries=("torch",),
+    )
+)

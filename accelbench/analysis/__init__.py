@@ -1,0 +1,71 @@
+"""Reading results: Pareto frontiers, the deployment recommendation, summary.md and the notebooks' plots."""
+
+# Layering: these modules import only accelbench.exceptions, .registry, .records and each other
+# (selection -> objectives -> frontier -> recommend -> frontier_plot -> summary), never the code that
+# measures. Every reader sees the same rows: records.current_records.
+
+from __future__ import annotations
+
+from . import plots
+from .formatting import display_metric_name, format_metric, format_ratio
+from .frontier import (
+    available_objectives,
+    frontier,
+    frontier_table,
+    objective_rows,
+    objective_rows_or_none,
+    pareto_mask,
+)
+from .frontier_plot import plot_frontier, plot_frontiers
+from .objectives import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_OBJECTIVE,
+    OBJECTIVES,
+    Objective,
+    get_objective,
+    register_objective,
+)
+from .recommend import (
+    DEFAULT_FRACTION,
+    Recommendation,
+    check_fraction,
+    recommend,
+    recommend_from_frontier,
+    recommendation_or_reason,
+)
+from .selection import NOT_RUN_STATUSES, ok_mask, task_records
+from .summary import markdown_table, read_run, summary_markdown, write_summary
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_FRACTION",
+    "DEFAULT_OBJECTIVE",
+    "NOT_RUN_STATUSES",
+    "OBJECTIVES",
+    "Objective",
+    "Recommendation",
+    "available_objectives",
+    "check_fraction",
+    "display_metric_name",
+    "format_metric",
+    "format_ratio",
+    "frontier",
+    "frontier_table",
+    "get_objective",
+    "markdown_table",
+    "objective_rows",
+    "objective_rows_or_none",
+    "ok_mask",
+    "pareto_mask",
+    "plot_frontier",
+    "plot_frontiers",
+    "plots",
+    "read_run",
+    "recommend",
+    "recommend_from_frontier",
+    "recommendation_or_reason",
+    "register_objective",
+    "summary_markdown",
+    "task_records",
+    "write_summary",
+]

@@ -1,0 +1,197 @@
+"""Frontier figures: metric against each objective's cost, with the frontier, floor and recommendation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..exceptions import ConfigError, DataError
+from .formatting import display_metric_name, format_metric, fraction_text
+from .frontier import frontier
+from .labels import LABEL_FONT_SIZE, place_labels
+from .objectives import DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
+from .recommend import DEFAULT_FRACTION, Recommendation, check_fraction, recommend_from_frontier
+from .selection import task_records
+
+if TYPE_CHECKING:  # matplotlib is imported lazily so that importing the analysis stays cheap
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+FIGURE_WIDTH_IN = 6.4
+FIGURE_HEIGHT_IN = 4.8
+METHOD_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">", "p", "d")
+BASELINE_MARKER = "*"
+
+
+def _new_figure(n_axes: int) -> tuple[Figure, list[Axes]]:
+    # A bare Figure is not registered with pyplot: no backend choice, no GUI, no figure leak in loops.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(FIGURE_WIDTH_IN * n_axes, FIGURE_HEIGHT_IN), layout="constrained")
+    axes = fig.subplots(1, n_axes, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _draw_recommendation(
+    ax: Axes, table: pd.DataFrame, rec: Recommendation, metric_name: str, fraction: float
+) -> list:
+    """The floor line, the baseline star's legend entry and a red ring round the chosen variant."""
+    from matplotlib.lines import Line2D
+
+    label = f"floor {format_metric(rec.floor, metric_name)}"
+    if not rec.floor_is_absolute:
+        label += f" ({fraction_text(fraction)} of baseline)"
+    ax.axhline(rec.floor, ls="--", color="grey", lw=1, zorder=1)
+    handles = [
+        Line2D([], [], ls="--", color="grey", lw=1, label=label),
+        Line2D(
+            [], [], ls="none", marker=BASELINE_MARKER, ms=11, color="grey", label=f"baseline {rec.baseline}"
+        ),
+    ]
+    if rec.chosen is not None:
+        pick = table[table["variant"] == rec.chosen].iloc[0]
+        ring = {"ls": "none", "marker": "o", "mfc": "none", "mec": "red", "mew": 2}
+        ax.plot([pick["cost"]], [pick["metric"]], ms=17, zorder=4, **ring)
+        handles.append(Line2D([], [], ms=11, label=f"deploy {rec.chosen}", **ring))
+    return handles
+
+
+def _draw_frontier(
+    ax: Axes,
+    table: pd.DataFrame,
+    task: str,
+    obj: Objective,
+    batch_size: int,
+    rec: Recommendation | None,
+    fraction: float,
+) -> None:
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
+    models = sorted(str(m) for m in table["model"].dropna().unique())
+    methods = sorted(str(m) for m in table["method"].dropna().unique())
+    palette = colormaps["tab10"]
+    colour = {m: palette(i % palette.N) for i, m in enumerate(models)}
+    marker = {m: METHOD_MARKERS[i % len(METHOD_MARKERS)] for i, m in enumerate(methods)}
+    metric_name = (
+        str(table["metric_name"].dropna().iloc[0]) if table["metric_name"].notna().any() else "metric"
+    )
+
+    by_x = table.sort_values("cost", kind="stable").reset_index(drop=True)
+    for _, row in by_x.iterrows():
+        x, y = float(row["cost"]), float(row["metric"])
+        c = colour.get(str(row["model"]), "grey")
+        is_base = rec is not None and row["variant"] == rec.baseline
+        low, high = row["metric_ci_low"], row["metric_ci_high"]
+        if pd.notna(low) and pd.notna(high):
+            yerr = [[max(y - low, 0.0)], [max(high - y, 0.0)]]
+            ax.errorbar([x], [y], yerr=yerr, fmt="none", ecolor=c, alpha=0.6, lw=1)
+        ax.scatter(
+            [x],
+            [y],
+            color=c,
+            marker=BASELINE_MARKER if is_base else marker.get(str(row["method"]), "o"),
+            s=180 if is_base else 45,
+            edgecolors="black" if row["on_frontier"] else "none",
+            linewidths=0.8,
+            zorder=3,
+            label="_nolegend_",
+            gid=f"variant:{row['variant']}",
+        )
+
+    front = by_x[by_x["on_frontier"]]
+    handles = []
+    if len(front) > 1:
+        where = "pre" if obj.higher_is_better else "post"
+        ax.step(front["cost"], front["metric"], where=where, color="black", lw=1, alpha=0.7, zorder=2)
+        handles.append(Line2D([], [], color="black", lw=1, alpha=0.7, label="Pareto frontier"))
+    if len(models) > 1:  # teachers and students (or several checkpoints): one colour each
+        handles += [Line2D([], [], color=colour[m], marker="o", ls="none", label=m) for m in models]
+    if rec is not None:
+        handles += _draw_recommendation(ax, table, rec, metric_name, fraction)
+    ax.margins(x=0.12, y=0.12)
+    place_labels(ax, by_x["cost"].to_numpy(float), by_x["metric"].to_numpy(float), list(by_x["variant"]))
+    ax.legend(handles=handles, fontsize=LABEL_FONT_SIZE, loc="best", framealpha=0.8)
+
+    better = "higher" if obj.higher_is_better else "lower"
+    ax.set_xlabel(f"{obj.axis_label(batch_size)} – {better} is better")
+    ax.set_ylabel(f"{display_metric_name(metric_name)} – higher is better")
+    ax.set_title(f"{task}: {display_metric_name(metric_name)} vs {obj.name}")
+    ax.grid(True, alpha=0.3)
+
+
+def plot_frontier(
+    records: pd.DataFrame,
+    task: str,
+    objective: str | Objective = DEFAULT_OBJECTIVE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    ax: Axes | None = None,
+    fraction: float = DEFAULT_FRACTION,
+    baseline: str | None = None,
+    floor: float | None = None,
+) -> Figure:
+    """Scatter metric against cost for every ok variant, with the frontier, floor and recommendation.
+
+    Each variant is one scatter point (baseline as a star), so a reader can see how much quality each
+    speed-up costs. Without an fp32 baseline the floor and recommendation are left out (logged).
+    Draws into ``ax`` when given, else onto a new Figure that is not registered with pyplot.
+    """
+    fraction = check_fraction(fraction)
+    obj = get_objective(objective)
+    table = frontier(records, task, obj, batch_size)
+    try:
+        rec = recommend_from_frontier(table, task, obj, fraction, batch_size, baseline, floor)
+    except DataError as err:
+        logger.warning("task %s: plotting without floor and recommendation: %s", task, err.message)
+        rec = None
+    if ax is None:
+        fig, (ax,) = _new_figure(1)
+    else:
+        fig = ax.figure
+    _draw_frontier(ax, table, task, obj, batch_size, rec, fraction)
+    return fig
+
+
+def plot_frontiers(
+    records: pd.DataFrame,
+    task: str,
+    objectives: Sequence[str | Objective] = ("latency", "throughput", "size"),
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    fraction: float = DEFAULT_FRACTION,
+    baseline: str | None = None,
+    floor: float | None = None,
+) -> Figure:
+    """One subplot per objective for one task, side by side.
+
+    An objective without measurements (e.g. no batch rows) gets a panel that says so instead of failing
+    the whole figure; an unknown objective or task still raises.
+    """
+    fraction = check_fraction(fraction)
+    objs = [get_objective(o) for o in objectives]
+    if not objs:
+        raise ConfigError(
+            "plot_frontiers needs at least one objective", f"e.g. objectives=({DEFAULT_OBJECTIVE!r},)"
+        )
+    task_records(records, task)  # unknown or all-failed task: raise before drawing anything
+    fig, axes = _new_figure(len(objs))
+    for ax, obj in zip(axes, objs, strict=True):
+        try:
+            plot_frontier(
+                records, task, obj, batch_size, ax=ax, fraction=fraction, baseline=baseline, floor=floor
+            )
+        except DataError as err:
+            logger.warning("task %s: no %s panel: %s", task, obj.name, err.message)
+            ax.text(
+                0.5, 0.5, f"no {obj.name} data\nfor {task}", ha="center", va="center", transform=ax.transAxes
+            )
+            ax.set_title(f"{task}: {obj.name}")
+            ax.set_axis_off()
+    return fig
+
+
+__all__ = ["plot_frontier", "plot_frontiers"]

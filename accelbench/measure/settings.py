@@ -1,0 +1,82 @@
+"""Benchmark settings: how quality and speed are measured; every field is part of a record's key."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..exceptions import ConfigError
+from ..runtimes.base import PADDINGS
+
+
+@dataclass
+class BenchmarkSettings:
+    """How quality and speed are measured; part of every record's key."""
+
+    batch_sizes: list[int] = field(
+        default_factory=lambda: [1, 8, 32], metadata={"help": "batch-inference points"}
+    )
+    realtime: bool = field(default=True, metadata={"help": "measure batch-1 latency over single requests"})
+    min_time_s: float = field(default=5.0, metadata={"help": "measured time per point, after warm-up"})
+    warmup: int = field(default=5, metadata={"help": "warm-up requests (real-time) or batches (batch)"})
+    max_requests: int = field(default=2000, metadata={"help": "safety cap on real-time requests per point"})
+    paddings: list[str] = field(
+        default_factory=lambda: ["dynamic"], metadata={"help": "dynamic and/or max_length"}
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "truncation, and the padded length for max_length"}
+    )
+    n_eval: int | None = field(
+        default=None, metadata={"help": "evaluate on the first n examples (None: all)"}
+    )
+    max_new_tokens: int = field(default=64, metadata={"help": "generation limit for seq2seq"})
+    num_beams: int = field(default=1, metadata={"help": "1 = greedy decoding"})
+    threads: int | None = field(default=None, metadata={"help": "torch intra-op threads (None: all cores)"})
+    n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95% intervals"})
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_sizes, int):
+            self.batch_sizes = [self.batch_sizes]
+        if isinstance(self.paddings, str):
+            self.paddings = [self.paddings]
+        bad = [b for b in self.batch_sizes if not isinstance(b, int) or b <= 0]
+        if bad or not self.batch_sizes:
+            raise ConfigError(
+                f"batch sizes must be positive integers, got {self.batch_sizes}", "use e.g. [1, 8, 32]"
+            )
+        for name in (
+            "min_time_s",
+            "max_length",
+            "max_new_tokens",
+            "num_beams",
+            "max_requests",
+            "n_bootstrap",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}", f"set {name} > 0")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}", "set warmup to 0 or more")
+        for opt in ("n_eval", "threads"):
+            v = getattr(self, opt)
+            if v is not None and v <= 0:
+                raise ConfigError(f"{opt} must be positive or null, got {v}", f"remove {opt} or set it > 0")
+        unknown = [p for p in self.paddings if p not in PADDINGS]
+        if unknown:
+            raise ConfigError(
+                f"unknown padding {unknown}; known: {', '.join(PADDINGS)}", "use paddings: [dynamic]"
+            )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> BenchmarkSettings:
+        d = dict(d or {})
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(
+                f"unknown benchmark setting(s): {', '.join(sorted(unknown))}",
+                f"use only: {', '.join(cls.__dataclass_fields__)}",
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,357 @@
+"""Training recipes: the dataclasses that say how a model is made, checked before any work, and a registry.
+
+A recipe's fields, with every default filled in, are hashed into the model's cache key: changing any of them
+trains a new checkpoint. Four kinds: ``classifier`` (fine-tune a BERT-family checkpoint), ``t5-scratch``
+(train a compact T5 and its tokenizer), and the students ``distill-classifier`` (copied teacher layers or a
+smaller config) and ``distill-t5`` (maximally spaced teacher blocks). A student's config is derived here from
+its teacher's config, so a student that does not fit its teacher is refused before training.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from .exceptions import ConfigError
+from .registry import Registry
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adamw", "adafactor")
+CLASSIFIER_LOSSES = ("kd", "ce", "hidden", "attention")
+T5_LOSSES = ("kd", "ce")
+T5_TARGETS = ("gold", "pseudo")
+
+
+def positive(name: str, value: float | None, allow_none: bool = False, allow_zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(
+            f"training setting {name} must be positive, got {value!r}", f"set {name} to a positive number"
+        )
+
+
+@dataclass
+class ClassifierRecipe:
+    """Fine-tune a sequence classifier on a classification task's train split."""
+
+    FAMILY: ClassVar[str] = "bert"
+    STUDENT: ClassVar[bool] = False
+
+    kind: str = "classifier"
+    task: str = "sst2"
+    train_size: int | None = 20000  # None = the whole train split (67,349)
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 64
+    time_budget_s: float = 480.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive("train_size", self.train_size, allow_none=True)
+        for k in ("epochs", "batch_size", "lr", "max_length", "time_budget_s"):
+            positive(k, getattr(self, k))
+
+
+@dataclass
+class T5Recipe:
+    """Train a compact T5 (and its unigram tokenizer) from scratch on a seq2seq task's train split."""
+
+    FAMILY: ClassVar[str] = "t5"
+    STUDENT: ClassVar[bool] = False
+
+    kind: str = "t5-scratch"
+    task: str = "multi30k"
+    vocab_size: int = 6000
+    d_model: int = 256
+    num_layers: int = 3
+    num_decoder_layers: int | None = None
+    num_heads: int = 4
+    d_ff: int = 1024
+    dropout: float = 0.0
+    batch_size: int = 64
+    lr: float = 1e-2  # Adafactor's lr, scaled by each parameter's RMS (see optimizer)
+    warmup_steps: int = 200
+    max_steps: int | None = None
+    max_length: int = 64
+    time_budget_s: float = 780.0
+    bf16: bool | None = None  # None = use bf16 autocast where the CPU has native bf16
+    # Adafactor: updates relative to each parameter's scale, as T5 was trained (README: the comparison with AdamW)
+    optimizer: str = "adafactor"
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
+                              "use optimizer: adamw")  # fmt: skip
+        for k in ("vocab_size", "d_model", "num_layers", "num_heads", "d_ff", "batch_size", "lr", "max_length",
+                  "time_budget_s"):  # fmt: skip
+            positive(k, getattr(self, k))
+        positive("max_steps", self.max_steps, allow_none=True)
+        if self.d_model % self.num_heads:
+            raise ConfigError(
+                f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}",
+                "pick num_heads that divides d_model",
+            )
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}", "use e.g. 0.0 or 0.1")
+
+
+def t5_config(recipe: T5Recipe, vocab_size: int):
+    """The compact T5's config (also what a student's teacher will look like before it is trained)."""
+    from transformers import T5Config
+
+    return T5Config(
+        vocab_size=vocab_size, d_model=recipe.d_model, d_kv=recipe.d_model // recipe.num_heads, d_ff=recipe.d_ff,
+        num_layers=recipe.num_layers, num_decoder_layers=recipe.num_decoder_layers or recipe.num_layers,
+        num_heads=recipe.num_heads, dropout_rate=recipe.dropout, feed_forward_proj="relu",
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=True,
+    )  # fmt: skip
+
+
+def _check_losses(losses: dict[str, float], allowed: tuple[str, ...], kind: str) -> None:
+    if not isinstance(losses, dict) or not losses:
+        raise ConfigError(f"{kind}: losses must be a mapping of loss name to weight, got {losses!r}",
+                          "write e.g. `losses: {kd: 1.0, ce: 0.5}`")  # fmt: skip
+    unknown = sorted(set(losses) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{kind}: unknown loss(es) {', '.join(unknown)}", f"use only: {', '.join(allowed)}")
+    for name, w in losses.items():
+        if not isinstance(w, int | float) or w < 0:
+            raise ConfigError(f"{kind}: weight of loss {name!r} must be a number >= 0, got {w!r}",
+                              "give each loss a non-negative weight")  # fmt: skip
+    if not any(losses.values()):
+        raise ConfigError(f"{kind}: every loss weight is 0", "give at least one loss a positive weight")
+
+
+def _check_common(r: Any) -> None:
+    for k in ("batch_size", "lr", "max_length", "time_budget_s", "temperature", "epochs"):
+        positive(k, getattr(r, k))
+    positive("train_size", r.train_size, allow_none=True)
+    if not isinstance(r.teacher, str) or not r.teacher:
+        raise ConfigError(
+            "a distillation recipe needs a `teacher` model name", "write e.g. `teacher: minilm-sst2`"
+        )
+
+
+@dataclass
+class DistillClassifierRecipe:
+    """A BERT-family student of a sequence-classifier teacher."""
+
+    FAMILY: ClassVar[str] = "bert"  # the family of its teacher and of itself
+    STUDENT: ClassVar[bool] = True
+    kind: str = "distill-classifier"
+    teacher: str = "minilm-sst2"
+    task: str | None = None  # None = the teacher's task
+    layers: list[int] | None = field(
+        default_factory=lambda: [0, 2, 4]
+    )  # teacher layers copied; None = config
+    num_layers: int | None = None  # a student built from a smaller config (used when layers is None)
+    hidden_size: int | None = None  # None = the teacher's
+    intermediate_size: int | None = None  # None = 4x hidden_size
+    num_heads: int | None = None  # None = the teacher's
+    layer_map: list[int] | None = (
+        None  # teacher layer matched by each student layer (hidden/attention losses)
+    )
+    losses: dict[str, float] = field(default_factory=lambda: {"kd": 1.0, "ce": 0.5})
+    temperature: float = 2.0
+    train_size: int | None = None  # None = the whole train split: soft targets need no extra labels
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 64
+    time_budget_s: float = 300.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_losses(self.losses, CLASSIFIER_LOSSES, "distill-classifier")
+        if self.layers is None and self.num_layers is None:
+            raise ConfigError("a student needs `layers` (teacher layers to copy) or `num_layers` (a new config)",
+                              "write e.g. `layers: [0, 2, 4]` or `num_layers: 3`")  # fmt: skip
+        if self.layers is not None and (not isinstance(self.layers, list) or not self.layers):
+            raise ConfigError(f"layers must be a non-empty list of teacher layer indices, got {self.layers!r}",
+                              "write e.g. `layers: [0, 2, 4]`")  # fmt: skip
+        if self.layers is not None and self.num_layers is not None:
+            raise ConfigError("set either `layers` (teacher layers to copy) or `num_layers` (a new config), not both",
+                              "write `layers: null` beside num_layers for a student built from a config")  # fmt: skip
+        if self.layers is not None and (self.hidden_size or self.num_heads or self.intermediate_size):
+            raise ConfigError("copied layers keep the teacher's width; hidden_size/num_heads/intermediate_size "
+                              "apply only to a student built from a config",
+                              "drop `layers` (and set num_layers) for a narrower student")  # fmt: skip
+
+    @property
+    def student_layers(self) -> int:
+        return len(self.layers) if self.layers is not None else int(self.num_layers)
+
+
+@dataclass
+class DistillT5Recipe:
+    """A T5 student: maximally spaced blocks of the teacher, fine-tuned with word-level KD."""
+
+    FAMILY: ClassVar[str] = "t5"
+    STUDENT: ClassVar[bool] = True
+    kind: str = "distill-t5"
+    teacher: str = "t5-multi30k"
+    task: str | None = None
+    encoder_layers: list[int] | None = None  # None = keep every encoder block
+    decoder_layers: list[int] | str | None = "half"  # "half" = n // 2 maximally spaced blocks; None = all
+    losses: dict[str, float] = field(default_factory=lambda: {"kd": 1.0, "ce": 1.0})
+    temperature: float = 1.0
+    targets: str = "gold"  # or "pseudo": the teacher's greedy translations of the train sources
+    train_size: int | None = None
+    epochs: float = 100.0  # the budget stops it first
+    batch_size: int = 64
+    lr: float = 3e-3  # Adafactor, fine-tuning copied weights (the teacher trained at 1e-2)
+    warmup_steps: int = 50
+    max_length: int = 64
+    time_budget_s: float = 600.0
+    bf16: bool | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_losses(self.losses, T5_LOSSES, "distill-t5")
+        if self.targets not in T5_TARGETS:
+            raise ConfigError(f"targets must be one of {', '.join(T5_TARGETS)}, got {self.targets!r}",
+                              "use `targets: gold` or `targets: pseudo`")  # fmt: skip
+        for name in ("encoder_layers", "decoder_layers"):
+            v = getattr(self, name)
+            if v is not None and v != "half" and (not isinstance(v, list) or not v):
+                raise ConfigError(f"{name} must be a non-empty list of teacher block indices, 'half' or null, "
+                                  f"got {v!r}", f"write e.g. `{name}: [0, 2]`")  # fmt: skip
+
+
+RECIPES: Registry[type] = Registry(
+    "training recipe", "use kind: classifier, t5-scratch, distill-classifier or distill-t5"
+)
+for _cls in (ClassifierRecipe, T5Recipe, DistillClassifierRecipe, DistillT5Recipe):
+    RECIPES.register(_cls.kind, _cls)
+
+
+def recipe_class(kind: str) -> type:
+    """The recipe dataclass of a ``kind``; an unknown kind lists the known ones."""
+    return RECIPES.get(kind)
+
+
+def build_recipe(recipe: dict[str, Any]):
+    """A recipe dict (as a ModelSpec or a record stores it) as its validated dataclass."""
+    if not isinstance(recipe, dict):
+        raise ConfigError(
+            f"a training recipe must be a mapping, got {recipe!r}", "write e.g. `recipe: {kind: classifier}`"
+        )
+    return recipe_class(recipe.get("kind", ""))(**recipe)
+
+
+def full_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe with every default filled in, numbers normalised (600 and 600.0 are one budget, one key)."""
+    r = build_recipe(recipe)
+    for f in fields(r):
+        v = getattr(r, f.name)
+        if isinstance(v, int) and not isinstance(v, bool) and str(f.type).startswith("float"):
+            setattr(r, f.name, float(v))
+    return asdict(r)
+
+
+def student_recipe_class(recipe: dict[str, Any] | None) -> type | None:
+    """The distillation recipe class of a model's recipe, or None when the model is not a student."""
+    kind = (recipe or {}).get("kind")
+    cls = RECIPES.get(kind) if kind in RECIPES else None
+    return cls if cls is not None and cls.STUDENT else None
+
+
+def spaced_layers(n: int, k: int) -> list[int]:
+    """k of n layer indices, maximally spaced, first and last kept (DistilBART's shrink-and-fine-tune)."""
+    if not 1 <= k <= n:
+        raise ConfigError(f"cannot keep {k} of {n} layers", f"keep between 1 and {n}")
+    if k == 1:
+        return [0]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def default_layer_map(n_student: int, n_teacher: int) -> list[int]:
+    """Student layer i matched with teacher layer ceil((i+1) * n_teacher / n_student) - 1 (last with last)."""
+    return [math.ceil((i + 1) * n_teacher / n_student) - 1 for i in range(n_student)]
+
+
+def n_layers(config) -> int:
+    return int(getattr(config, "num_hidden_layers", None) or config.num_layers)
+
+
+def _check_indices(name: str, idx: list[Any], n: int, teacher: str) -> None:
+    bad = [i for i in idx if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n]
+    if bad:
+        raise ConfigError(f"{name} {idx} does not fit teacher {teacher!r}: it has {n} layers (0..{n - 1}), "
+                          f"so {', '.join(map(str, bad))} is out of range",
+                          f"use indices between 0 and {n - 1}")  # fmt: skip
+    if len(set(idx)) != len(idx) or list(idx) != sorted(idx):
+        raise ConfigError(f"{name} {idx} must list distinct teacher layers in increasing order",
+                          "write e.g. [0, 2, 4]")  # fmt: skip
+
+
+def resolve_layers(r: DistillT5Recipe, tcfg) -> tuple[list[int], list[int]]:
+    """The encoder and decoder blocks a T5 student keeps (validated against the teacher's config)."""
+    n_enc, n_dec = tcfg.num_layers, tcfg.num_decoder_layers
+    enc = list(range(n_enc)) if r.encoder_layers is None else list(r.encoder_layers)
+    dec = r.decoder_layers
+    dec = (list(range(n_dec)) if dec is None else spaced_layers(n_dec, max(1, n_dec // 2)) if dec == "half"
+           else list(dec))  # fmt: skip
+    _check_indices("encoder_layers", enc, n_enc, r.teacher)
+    _check_indices("decoder_layers", dec, n_dec, r.teacher)
+    return enc, dec
+
+
+def student_config(r, tcfg):
+    """The student's config, derived from the teacher's; raises before training when it does not fit."""
+    cfg = copy.deepcopy(tcfg)
+    if isinstance(r, DistillT5Recipe):
+        enc, dec = resolve_layers(r, tcfg)
+        cfg.num_layers, cfg.num_decoder_layers = len(enc), len(dec)
+        return cfg
+    n_teacher = n_layers(tcfg)
+    if r.layers is not None:
+        _check_indices("layers", r.layers, n_teacher, r.teacher)
+        cfg.num_hidden_layers = len(r.layers)
+    else:
+        width = r.hidden_size or tcfg.hidden_size
+        heads = r.num_heads or tcfg.num_attention_heads
+        if width > tcfg.hidden_size:
+            raise ConfigError(f"student hidden_size {width} is wider than its teacher {r.teacher!r} ({tcfg.hidden_size})",
+                              f"use hidden_size <= {tcfg.hidden_size}: a student is smaller than its teacher")  # fmt: skip
+        if r.num_layers > n_teacher:
+            raise ConfigError(f"student num_layers {r.num_layers} is deeper than its teacher {r.teacher!r} ({n_teacher})",
+                              f"use num_layers <= {n_teacher}")  # fmt: skip
+        if width % heads:
+            raise ConfigError(f"student hidden_size {width} is not divisible by num_heads {heads}",
+                              "pick num_heads that divides hidden_size")  # fmt: skip
+        cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads = r.num_layers, width, heads
+        inter = r.intermediate_size or 4 * width
+        setattr(cfg, "hidden_dim" if hasattr(cfg, "hidden_dim") else "intermediate_size", inter)
+    n_student = n_layers(cfg)
+    lmap = r.layer_map
+    if lmap is not None:
+        if len(lmap) != n_student:
+            raise ConfigError(f"layer_map {lmap} has {len(lmap)} entries but the student has {n_student} layers",
+                              "give one teacher layer per student layer")  # fmt: skip
+        _check_indices("layer_map", lmap, n_teacher, r.teacher)
+    if r.losses.get("attention") and cfg.num_attention_heads != tcfg.num_attention_heads:
+        logger.info("attention loss: head counts differ, maps are compared averaged over heads")
+    return cfg
+
+
+def layer_map(r: DistillClassifierRecipe, tcfg) -> list[int]:
+    if r.layer_map is not None:
+        return list(r.layer_map)
+    if r.layers is not None:
+        return list(r.layers)
+    return default_layer_map(r.student_layers, n_layers(tcfg))

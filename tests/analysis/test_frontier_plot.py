@@ -1,0 +1,65 @@
+"""Frontier figures: every variant drawn, the frontier, labels, and a panel per objective."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+
+from accelbench.analysis import plot_frontier, plot_frontiers
+from accelbench.exceptions import DataError
+
+from .samples import VARIANTS
+
+
+def _scatter_points(ax) -> int:
+    return sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+
+
+def test_plot_frontier_draws_every_variant_and_saves(records, tmp_path):
+    fig = plot_frontier(records, "sst2", "latency")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert _scatter_points(ax) == len(VARIANTS)
+    steps = [line for line in ax.get_lines() if line.get_drawstyle().startswith("steps")]
+    assert len(steps) == 1 and list(steps[0].get_xdata()) == [2.0, 5.0, 8.0, 10.0]
+    assert "p90 latency per request (ms)" in ax.get_xlabel()
+    assert "sst2" in ax.get_title() and "latency" in ax.get_title()
+    labels = {t.get_text() for t in ax.texts}
+    assert set(VARIANTS) <= labels
+    path = tmp_path / "frontier.png"
+    fig.savefig(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_frontier_single_point_and_given_axes(records, tmp_path):
+    import matplotlib.pyplot as plt
+
+    one = records[records["variant"] == "minilm-sst2:fp32"]
+    fig, ax = plt.subplots()
+    try:
+        assert plot_frontier(one, "sst2", "size", ax=ax) is fig
+        assert _scatter_points(ax) == 1
+        fig.savefig(tmp_path / "one.png")
+    finally:
+        plt.close(fig)
+    assert (tmp_path / "one.png").stat().st_size > 0
+
+
+def test_plot_frontiers_one_panel_per_objective(records, tmp_path):
+    no_batch = records[records["scenario"] != "batch"]
+    fig = plot_frontiers(no_batch, "sst2", ("latency", "throughput", "size"))
+    assert len(fig.axes) == 3
+    assert _scatter_points(fig.axes[0]) == len(VARIANTS)
+    assert _scatter_points(fig.axes[1]) == 0  # no throughput rows: an explanatory panel, not a crash
+    fig.savefig(tmp_path / "all.png")
+    with pytest.raises(DataError):
+        plot_frontiers(records, "mnli")
+
+
+def test_skipped_variants_are_not_plotted(records):
+    skipped = records.iloc[[1]].assign(key="k-amx", status="skipped", error="needs AMX", variant="m:amx")
+    fig = plot_frontier(pd.concat([records, skipped], ignore_index=True), "sst2", "latency")
+    assert "m:amx" not in {t.get_text() for t in fig.axes[0].texts}
+    assert _scatter_points(fig.axes[0]) == len(VARIANTS)

@@ -1,0 +1,43 @@
+"""The rows the analysis reads: current ok rows per task; skipped and timed-out rows ignored, errors raised."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from accelbench.analysis.selection import error_mask, not_run_mask, ok_mask, task_records
+from accelbench.exceptions import DataError
+
+
+def _status_row(key: str, status: str, variant: str = "m:x") -> dict:
+    return {"key": key, "status": status, "error": f"{status}: reason", "task": "t", "variant": variant}
+
+
+def test_masks_split_ok_errors_and_not_run():
+    frame = pd.DataFrame(
+        [_status_row(k, s) for k, s in (("a", "ok"), ("b", "error"), ("c", "skipped"), ("d", "timeout"))]
+    )
+    assert ok_mask(frame).tolist() == [True, False, False, False]
+    assert error_mask(frame).tolist() == [False, True, False, False]
+    assert not_run_mask(frame).tolist() == [False, False, True, True]
+    no_status = frame.drop(columns="status")
+    assert ok_mask(no_status).all() and not error_mask(no_status).any()
+
+
+def test_skipped_rows_are_ignored(records):
+    skipped = pd.DataFrame([_status_row("k-amx", "skipped", "minilm-sst2:amx") | {"task": "sst2"}])
+    rows = task_records(pd.concat([records, skipped], ignore_index=True), "sst2")
+    assert "minilm-sst2:amx" not in set(rows["variant"]) and (rows["status"] == "ok").all()
+
+
+def test_only_skipped_rows_raise_a_clear_error():
+    frame = pd.DataFrame([_status_row("a", "skipped"), _status_row("b", "timeout", "m:y")])
+    with pytest.raises(DataError, match="skipped on this machine"):
+        task_records(frame, "t")
+
+
+def test_only_errors_still_raise():
+    frame = pd.DataFrame([_status_row("a", "error"), _status_row("b", "skipped", "m:y")])
+    with pytest.raises(DataError, match="are errors") as info:
+        task_records(frame, "t")
+    assert "1 more skipped" in info.value.message

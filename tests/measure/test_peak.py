@@ -1,0 +1,41 @@
+"""Percent-of-peak arithmetic on hand-made configs, and the peak measurement itself (small sizes)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from accelbench.measure.peak import matmul_peak, measure_peaks, ops_per_sample, percent_of_peak
+
+
+def test_ops_per_sample_bert_by_hand():
+    cfg = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=2, vocab_size=10)
+    # per token and layer: 4*16 + 2*4*8 + 2*T*4 = 64 + 64 + 8T; T = 3 -> 152 MACs; x 3 tokens x 2 layers = 912
+    # + pooler 16 = 928 MACs = 1856 operations
+    assert ops_per_sample(cfg, "bert", tokens_in=3) == 1856
+
+
+def test_ops_per_sample_t5_grows_with_generated_tokens():
+    cfg = SimpleNamespace(d_model=8, d_ff=16, num_layers=1, num_decoder_layers=1, vocab_size=100)
+    enc_only = ops_per_sample(cfg, "t5", tokens_in=5, tokens_out=0)
+    one, two = ops_per_sample(cfg, "t5", 5, 1), ops_per_sample(cfg, "t5", 5, 2)
+    assert enc_only < one < two
+    assert two - one > 2 * 8 * 100  # each generated token pays at least the output projection
+
+
+def test_percent_of_peak():
+    peaks = {"fp32": 100.0, "bf16": 400.0, "int8": 800.0}
+    assert percent_of_peak(50e9, "fp32", peaks) == pytest.approx(50.0)
+    assert percent_of_peak(200e9, "int8", peaks) == pytest.approx(25.0)
+    assert percent_of_peak(1e9, "int8", {"int8": None}) is None
+
+
+def test_measure_peaks_cached(tmp_path):
+    peaks = measure_peaks(tmp_path, n=128, rounds=2, min_time_s=0.05)
+    assert peaks["fp32"] > 0 and len(peaks["fp32_rounds"]) == 2
+    assert peaks["fp32"] == max(peaks["fp32_rounds"])  # the best of the rounds
+    assert json.loads((tmp_path / "peaks.json").read_text()) == peaks
+    assert measure_peaks(tmp_path, n=4096) == peaks  # read back, not measured again
+    assert matmul_peak("fp32", n=64, min_time_s=0.05) > 1e6

@@ -1,0 +1,106 @@
+"""The runtime registry and the predictor protocols: each predictor classifies or generates, no stubs."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+import numpy as np
+import pytest
+
+from accelbench.exceptions import ConfigError, UnknownNameError
+from accelbench.runtimes import (
+    RUNTIMES,
+    Classifier,
+    CompiledPredictor,
+    Generation,
+    Generator,
+    Predictor,
+    Runtime,
+    TorchClassifier,
+    TorchGenerator,
+    get_runtime,
+    list_runtimes,
+    torch_predictor,
+)
+from accelbench.runtimes.ctranslate2 import Ct2Predictor
+from accelbench.runtimes.onnxruntime import OrtPredictor, OrtSeq2SeqPredictor
+
+PREDICTORS = {
+    TorchClassifier: ("pytorch", Classifier),
+    TorchGenerator: ("pytorch", Generator),
+    CompiledPredictor: ("pytorch-inductor", Classifier),
+    OrtPredictor: ("onnxruntime", Classifier),
+    OrtSeq2SeqPredictor: ("onnxruntime", Generator),
+    Ct2Predictor: ("ctranslate2", Generator),
+}
+
+
+def test_registry():
+    assert list_runtimes() == RUNTIMES.names()
+    assert set(list_runtimes()) == {"pytorch", "pytorch-inductor", "onnxruntime", "ctranslate2"}
+    with pytest.raises(UnknownNameError, match="onnxruntime"):
+        get_runtime("tensorrt")
+    with pytest.raises(ConfigError, match="already registered"):
+        RUNTIMES.register("pytorch", get_runtime("pytorch"))
+
+
+@pytest.mark.parametrize("cls", list(PREDICTORS), ids=lambda c: c.__name__)
+def test_each_predictor_implements_one_protocol_and_is_registered(cls):
+    runtime, protocol = PREDICTORS[cls]
+    other = Generator if protocol is Classifier else Classifier
+    assert issubclass(cls, protocol) and not issubclass(cls, other) and not inspect.isabstract(cls)
+    assert cls.runtime == runtime
+    kind = "classification" if protocol is Classifier else "seq2seq"
+    assert get_runtime(runtime).predictor_class(kind) is cls
+    assert "NotImplementedError" not in inspect.getsource(cls)
+
+
+def test_runtime_without_a_protocol_says_so():
+    with pytest.raises(ConfigError, match="no predictor for 'classification'"):
+        get_runtime("ctranslate2").predictor_class("classification")
+    with pytest.raises(ConfigError, match="no predictor for 'seq2seq'"):
+        get_runtime("pytorch-inductor").predictor_class("seq2seq")
+
+
+def test_unavailable_runtime_names_the_missing_library(monkeypatch):
+    assert get_runtime("pytorch").unavailable_reason() is None
+    monkeypatch.setitem(sys.modules, "ctranslate2", None)
+    assert "ctranslate2" in get_runtime("ctranslate2").unavailable_reason()
+    assert (
+        Runtime("x", "test", libraries=("no_such_module_here",))
+        .unavailable_reason()
+        .startswith("no_such_module_here is not importable")
+    )
+
+
+def test_protocols_are_abstract_and_encode_checks_padding():
+    for cls in (Classifier, Generator):
+        with pytest.raises(TypeError):
+            cls(None, "bert")
+
+    class Echo(Classifier):
+        def __init__(self):
+            super().__init__(lambda texts, **kw: {"texts": texts, **kw}, "bert", prefix="p: ")
+
+        def classify(self, texts, padding="dynamic", max_length=128):
+            return np.zeros(len(texts), dtype=int)
+
+    p = Echo()
+    assert isinstance(p, Predictor) and p.encode(["a"])["texts"] == ["p: a"]
+    assert p.encode(["a"], padding="max_length", max_length=8)["padding"] == "max_length"
+    with pytest.raises(ConfigError, match="padding must be one of"):
+        p.encode(["a"], padding="longest")
+    p.close()  # nothing held, nothing to release
+    assert Generation(["x"], 1).new_tokens == 1
+
+
+def test_torch_predictor_by_family(tiny_bert, tiny_t5):
+    from accelbench.models import load_checkpoint
+
+    bert, t5 = load_checkpoint(str(tiny_bert)), load_checkpoint(str(tiny_t5))
+    clf = torch_predictor(bert.model, bert.tokenizer, "bert")
+    gen = torch_predictor(t5.model, t5.tokenizer, "t5", t5.spec.prefix)
+    assert isinstance(clf, TorchClassifier) and clf.classify(["a good film", "bad"]).shape == (2,)
+    out = gen.generate(["a man rides a bike ."], max_new_tokens=4)
+    assert isinstance(gen, TorchGenerator) and len(out.texts) == 1 and 0 <= out.new_tokens <= 4
