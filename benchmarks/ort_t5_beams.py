@@ -12,10 +12,10 @@ import argparse
 import tempfile
 
 from accelbench.export.onnx_t5 import export_t5
-from accelbench.training import load_model
 from accelbench.runtimes.onnxruntime import OrtSeq2SeqPredictor
 from accelbench.runtimes.torch import TorchGenerator
 from accelbench.tasks import eval_split, get_task
+from accelbench.training import load_model
 
 
 def main() -> None:

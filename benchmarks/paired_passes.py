@@ -20,8 +20,8 @@ import time
 
 from accelbench.config import use_config
 from accelbench.methods import get_method
-from accelbench.training import load_model
 from accelbench.tasks import eval_split, get_task
+from accelbench.training import load_model
 
 
 def full_pass(predictor, batches: list[list[str]], seq2seq: bool = False, max_new_tokens: int = 64) -> float:

@@ -22,7 +22,8 @@ def test_installed_package_runs_a_config_from_another_directory(tmp_path, tiny_b
     assert (target / "accelbench" / "_notebooks" / "04_pareto.ipynb").is_file()
     work = tmp_path / "elsewhere"
     work.mkdir()
-    (work / "tiny.yaml").write_text(textwrap.dedent(f"""
+    (work / "tiny.yaml").write_text(
+        textwrap.dedent(f"""
         run: tiny
         models:
           tiny: {{base: "{tiny_bert}"}}
@@ -30,7 +31,8 @@ def test_installed_package_runs_a_config_from_another_directory(tmp_path, tiny_b
           - {{task: sst2, models: [tiny], methods: [fp32]}}
         benchmark: {{batch_sizes: [2], min_time_s: 0.05, warmup: 1, max_requests: 5, n_bootstrap: 50}}
         baseline_paddings: [dynamic]
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": str(target), "ACCELBENCH_DATA_DIR": str(data_root)}
     for var in ("ACCELBENCH_RESULTS_DIR", "ACCELBENCH_NOTEBOOKS_DIR"):
         env.pop(var, None)
