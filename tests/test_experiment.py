@@ -25,6 +25,7 @@ def broken_method():
     METHODS.unregister("broken-test")
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 def test_records_resume_and_failure(tiny_bert, tmp_path, broken_method):
     run_dir = tmp_path / "run"
     first = run_experiment("sst2", str(tiny_bert), ["fp32"], run_dir, QUICK, progress=False)
@@ -84,6 +85,7 @@ def test_bad_input_fails_before_any_record(tiny_bert, tiny_t5, tmp_path):
     assert read_records(run_dir).empty
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 def test_seq2seq_records(tiny_t5, tmp_path):
     df = run_experiment(
         "multi30k", str(tiny_t5), ["fp32", "dynamic-int8"], tmp_path / "run", QUICK, progress=False
@@ -109,6 +111,7 @@ def unavailable_method():
     METHODS.unregister("needs-hardware-test")
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 def test_unavailable_method_errors_by_default_and_is_recorded_as_skipped_in_sweeps(
     tiny_bert, tmp_path, unavailable_method
 ):
@@ -125,6 +128,7 @@ def test_unavailable_method_errors_by_default_and_is_recorded_as_skipped_in_swee
         run_experiment("sst2", str(tiny_bert), ["fp32"], run_dir, QUICK, progress=False, unavailable="maybe")
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 def test_two_settings_of_one_method_are_two_records(tiny_bert, tmp_path):
     """Every setting that changes a measurement is in the method's label and the record key."""
     run_dir = tmp_path / "run"

@@ -25,6 +25,7 @@ def loaded(tiny_bert):
     return load_checkpoint(str(tiny_bert))
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 def test_export_round_trip_dynamic_axes(loaded, tmp_path, exporter):
     attn = loaded.model.config._attn_implementation

@@ -25,6 +25,7 @@ def _method(**options):
     return m
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 def test_agrees_with_fp32_and_is_smaller(tiny_bert):
     loaded = load_checkpoint(str(tiny_bert))
     v = _method(samples=16).apply(loaded)

@@ -292,6 +292,7 @@ def test_tiny_t5_distillation_with_pseudo_labels(tiny_t5, tmp_path):
     assert out.shape[0] == 1
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 def test_student_records_hold_the_recipe_and_compare_with_teacher(tiny_teacher, tmp_path):
     from accelbench.experiment import run_experiment
     from accelbench.records import read_current
@@ -361,6 +362,7 @@ experiments:
     assert not (tmp_path / "results" / "bad" / "records.jsonl").exists()
 
 
+@pytest.mark.slow  # measures a variant end to end (peaks, scenarios) or compiles
 def test_a_retrained_model_gets_its_own_baseline_predictions(tiny_bert, sharp_bert, tmp_path):
     from accelbench.experiment import run_experiment
     from accelbench.records import read_current
