@@ -22,9 +22,10 @@ from typing import Any
 import yaml
 
 from .exceptions import ConfigError
-from .experiment import UNAVAILABLE_POLICIES, check_methods
+from .experiment import check_methods
 from .measure.settings import BenchmarkSettings
 from .methods import get_method
+from .methods.base import UNAVAILABLE_POLICIES
 from .models import ModelSpec, check_recipe, model_family, register_model, resolve_model
 from .paths import results_dir
 from .records import BASELINE_METHOD

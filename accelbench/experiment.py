@@ -24,6 +24,7 @@ from .measure.quality import agreement, predict, score
 from .measure.scenarios import run_scenarios
 from .measure.settings import BenchmarkSettings
 from .methods import get_method
+from .methods.base import UNAVAILABLE_POLICIES
 from .models import LoadedModel, check_fits_task, model_family, resolve_model
 from .records import (
     BASELINE_METHOD,
@@ -41,20 +42,10 @@ from .version import __version__
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE_POLICIES = ("error", "skip")
-
 
 def check_methods(methods: list, family: str, unavailable: str = "error") -> dict[str, str]:
-    """Refuse methods that do not apply to ``family``; those this machine cannot run raise (``error``) or are
-    returned as ``{label: reason}`` (``skip``)."""
-    skipped = {}
-    for m in methods:
-        reason = m.unavailable_reason() if family in m.families else None
-        if reason and unavailable == "skip":
-            skipped[m.label] = f"cannot run on this machine: {reason}"
-        else:
-            m.check(family)
-    return skipped
+    """``Method.check`` for each method: ``{label: reason}`` of those skipped on this machine."""
+    return {m.label: reason for m in methods if (reason := m.check(family, unavailable))}
 
 
 def _settings(settings: BenchmarkSettings | dict[str, Any] | None) -> BenchmarkSettings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from .exceptions import ConfigError, UnknownNameError
@@ -32,15 +32,6 @@ class Registry(Generic[T]):
             )
         self._entries[name] = entry
         return entry
-
-    def decorator(self, name_of: Callable[[T], str] = lambda e: e.name) -> Callable[[T], T]:  # type: ignore[attr-defined]
-        """A class or function decorator that registers its target under ``name_of(target)``."""
-
-        def register(entry: T) -> T:
-            self.register(name_of(entry), entry)
-            return entry
-
-        return register
 
     def unregister(self, name: str) -> T:
         """Remove an entry (tests register throw-away entries); an unknown name raises as ``get`` does."""

@@ -27,6 +27,9 @@ class Variant:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+UNAVAILABLE_POLICIES = ("error", "skip")  # what ``check`` does with a method this machine cannot run
+
+
 @dataclass(frozen=True)
 class NoOptions:
     """The settings of a method that has none."""
@@ -98,8 +101,12 @@ class Method(ABC):
         """Why this method cannot run on this machine (missing hardware or library), or None."""
         return None
 
-    def check(self, family: str) -> None:
-        """Refuse, before any work, a method that does not apply to this model family or machine."""
+    def check(self, family: str, unavailable: str = "error") -> str | None:
+        """Refuse, before any work, a method that does not apply to this model family or machine.
+
+        A method this machine cannot run raises too, unless ``unavailable="skip"``: then the reason is
+        returned, for the caller to record the variant as skipped. None: the method can run.
+        """
         if family not in self.families:
             applicable = [m for m in list_methods() if family in METHODS.get(m).families]
             raise MethodNotApplicableError(
@@ -108,10 +115,13 @@ class Method(ABC):
                 f"use one of: {', '.join(applicable)}",
             )
         reason = self.unavailable_reason()
+        if reason and unavailable == "skip":
+            return f"cannot run on this machine: {reason}"
         if reason:
             raise MethodNotApplicableError(
                 f"method {self.name!r} cannot run here: {reason}", "drop it from the grid"
             )
+        return None
 
     @abstractmethod
     def apply(self, loaded) -> Variant:
