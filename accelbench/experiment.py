@@ -19,9 +19,10 @@ import pandas as pd
 
 from .environment import collect_environment
 from .exceptions import AccelbenchError, ConfigError
+from .measure.limits import VariantTimeout, time_limit
 from .measure.peak import measure_peaks, ops_per_sample, peak_for, percent_of_peak
-from .measure.quality import agreement, predict, score
-from .measure.scenarios import run_scenarios
+from .measure.quality import agreement, paired_delta, predict, score
+from .measure.scenarios import TIMEOUT, add_speedups, run_interleaved
 from .measure.settings import BenchmarkSettings
 from .methods import get_method
 from .methods.base import UNAVAILABLE_POLICIES
@@ -31,6 +32,7 @@ from .records import (
     ERROR_STATUS,
     OK_STATUS,
     SKIPPED_STATUS,
+    TIMEOUT_STATUS,
     append_records,
     config_hash,
     read_current,
@@ -54,7 +56,7 @@ def _settings(settings: BenchmarkSettings | dict[str, Any] | None) -> BenchmarkS
 
 def variant_key(task: str, spec, method, settings: BenchmarkSettings) -> str:
     return config_hash({"task": task, "model": spec.name, "model_key": spec.key, "base": spec.base,
-                        "method": method.label, "options": method.options, "settings": settings.to_dict()})  # fmt: skip
+                        "method": method.label, "options": method.options, "settings": settings.key_dict()})  # fmt: skip
 
 
 def _predictions_path(run_dir: Path, task: str, model: str, method: str) -> Path:
@@ -106,7 +108,7 @@ def _base_record(run: str, task, loaded: LoadedModel, method, key: str, s: Bench
         "run": run, "key": key, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "task": task.name, "task_kind": task.kind, "model": loaded.spec.name, "model_family": loaded.family,
         "model_key": loaded.spec.key, "model_path": loaded.path, "params_m": round(loaded.n_params / 1e6, 2),
-        "train_steps": info.get("steps"), "train_wall_s": info.get("wall_s"),
+        "train_steps": info.get("steps"), "train_wall_s": info.get("wall_s"), "train_budget": info.get("budget"),
         "method": method.label, "method_name": method.name, "variant": f"{loaded.spec.name}:{method.label}",
         "method_options": json.dumps(method.options, default=str) if method.options else None,
         "n_eval": None, "threads": None, "accelbench": __version__,
@@ -175,49 +177,153 @@ def run_experiment(
                 "%s %s %s: already recorded (key %s), skipped", task, loaded.spec.name, m.label, keys[m.label]
             )
     base = _baseline(loaded, t, texts, refs, s, run_dir, progress) if todo else None
+    built: dict[str, _Built] = {}
     for m in todo:
-        rec = _base_record(run, t, loaded, m, keys[m.label], s)
+        rec = {**_base_record(run, t, loaded, m, keys[m.label], s), **env}
+        b = _Built(m, rec)
         try:
-            rows = _measure(m, loaded, t, texts, refs, s, run_dir, base, progress)
-            append_records(run_dir, [{**rec, **env, **row} for row in rows])
+            _build(b, loaded, t, texts, refs, s, run_dir, base, progress)
+            built[m.label] = b
         except (KeyboardInterrupt, SystemExit):
             raise
+        except VariantTimeout:
+            _fail(run_dir, b, TIMEOUT_STATUS, f"stopped after {b.elapsed:.0f} s: over time_limit_s={s.time_limit_s:g} "
+                  f"while {b.phase}")  # fmt: skip
         except Exception as e:  # one failing variant never stops the sweep
-            logger.error("%s %s %s failed: %s", task, loaded.spec.name, m.label, e)
             err = e.message if isinstance(e, AccelbenchError) else f"{type(e).__name__}: {e}"
-            append_records(run_dir, [{**rec, **env, "status": ERROR_STATUS, "error": err,
-                                      "traceback": traceback.format_exc(limit=5)}])  # fmt: skip
-        gc.collect()
+            _fail(run_dir, b, ERROR_STATUS, err, traceback.format_exc(limit=5))
+    if built:
+        _measure_speed(built, loaded, t, texts, s, run_dir, keys, progress)
+    gc.collect()
     df = read_current(run_dir)
     return df[df["key"].isin(set(keys.values()))].reset_index(drop=True) if len(df) else df
 
 
-def _measure(method, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path,
-             base: dict, progress: bool) -> list[dict]:  # fmt: skip
-    """Quality then speed of one variant; returns one record fragment per scenario point."""
+class _Built:
+    """A variant on its way to its records: its method, record stub, predictor, quality and times."""
+
+    def __init__(self, method, rec: dict) -> None:
+        self.method, self.rec = method, rec
+        self.variant = None
+        self.quality: dict = {}
+        self.times = {"time_apply_s": 0.0, "time_quality_s": 0.0, "time_speed_s": 0.0}
+        self.phase = "building"
+
+    @property
+    def elapsed(self) -> float:
+        return sum(self.times.values())
+
+    def close(self) -> None:
+        if self.variant is not None:
+            self.variant.predictor.close()
+            self.variant = None
+
+
+def _fail(run_dir: Path, b: _Built, status: str, error: str, tb: str | None = None) -> None:
+    log = logger.warning if status == TIMEOUT_STATUS else logger.error
+    log("%s %s: %s", b.rec["variant"], status, error)
+    b.close()
+    append_records(run_dir, [{**b.rec, **_times(b), "status": status, "error": error,
+                              **({"traceback": tb} if tb else {})}])  # fmt: skip
+
+
+def _times(b: _Built) -> dict:
+    return {**{k: round(v, 2) for k, v in b.times.items()}, "elapsed_s": round(b.elapsed, 2)}
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _build(b: _Built, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path, base: dict,
+           progress: bool) -> None:  # fmt: skip
+    """Apply the method and measure its quality, within the variant's time limit."""
     import torch
 
-    variant = method.apply(loaded)
-    if method.label == BASELINE_METHOD:
-        preds, metrics = base["predictions"], base["metrics"]
-    else:
-        preds = predict(variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens, num_beams=s.num_beams,
-                        progress=progress, desc=f"{method.label} predictions")  # fmt: skip
-        metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
+    method, limit = b.method, s.time_limit_s
+    rss0, t0 = _rss_mb(), time.perf_counter()
+    try:
+        with time_limit(limit, b.rec["variant"]):
+            b.variant = method.apply(loaded)
+            b.times["time_apply_s"] = time.perf_counter() - t0
+            b.phase = "measuring quality"
+            t1 = time.perf_counter()
+            if method.label == BASELINE_METHOD:
+                preds, metrics = base["predictions"], base["metrics"]
+            else:
+                preds = predict(b.variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens,
+                                num_beams=s.num_beams, progress=progress, desc=f"{method.label} predictions")  # fmt: skip
+                metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
+            b.times["time_quality_s"] = time.perf_counter() - t1
+    finally:
+        if b.phase == "building":
+            b.times["time_apply_s"] = time.perf_counter() - t0
+        elif not b.times["time_quality_s"]:
+            b.times["time_quality_s"] = time.perf_counter() - t0 - b.times["time_apply_s"]
+    # off the main thread the limit can only be checked afterwards
+    if limit is not None and b.elapsed > limit:
+        raise VariantTimeout(f"{b.rec['variant']}: {b.elapsed:.0f} s")
+    if method.label != BASELINE_METHOD:
         _save_predictions(_predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s,
                           loaded.spec.key)  # fmt: skip
-    primary = task.metric
-    quality = {
+    primary, v = task.metric, b.variant
+    b.quality = {
         **metrics, "metric_name": primary, "metric": metrics[primary],
         "metric_ci_low": metrics[f"{primary}_ci_low"], "metric_ci_high": metrics[f"{primary}_ci_high"],
-        "metric_delta": metrics[primary] - base["metrics"][primary], "agreement": agreement(preds, base["predictions"]),
-        "n_eval": len(texts), "runtime": variant.runtime, "dtype": variant.dtype, "size_mb": round(variant.size_mb, 2),
-        "threads": torch.get_num_threads(), "variant_details": json.dumps(variant.details) if variant.details else None,
+        **paired_delta(task.kind, primary, preds, base["predictions"], refs, n_bootstrap=s.n_bootstrap, seed=s.seed),
+        "agreement": agreement(preds, base["predictions"]),
+        "n_eval": len(texts), "runtime": v.runtime, "dtype": v.dtype, "size_mb": round(v.size_mb, 2),
+        "variant_rss_mb": round(_rss_mb() - rss0, 1),
+        "threads": torch.get_num_threads(), "variant_details": json.dumps(v.details) if v.details else None,
     }  # fmt: skip
-    rows = run_scenarios(variant.predictor, task.kind, texts, s, progress)
-    variant.predictor.close()
-    _add_percent_of_peak(rows, loaded, texts, variant.dtype, s, run_dir)
-    return [{**quality, **row, "status": OK_STATUS, "error": None} for row in rows]
+
+
+def _measure_speed(built: dict[str, _Built], loaded: LoadedModel, task, texts, s: BenchmarkSettings, run_dir: Path,
+                   keys: dict[str, str], progress: bool) -> None:  # fmt: skip
+    """The speed rounds of every built variant, taking turns with the model's fp32 (a reference when fp32 is
+    not among them), then one record per point; a variant that fails or runs out of time here is recorded so."""
+    predictors = {label: b.variant.predictor for label, b in built.items()}
+    reference = None
+    if BASELINE_METHOD not in built:  # pair every speed-up with an fp32 measured in the same rounds
+        try:
+            reference = get_method(BASELINE_METHOD).apply(loaded)
+            predictors[BASELINE_METHOD] = reference.predictor
+            logger.info(
+                "fp32 joins the speed rounds as the reference of the paired speed-ups (not recorded again)"
+            )
+        except Exception as e:  # the speed-ups then come from fp32's earlier records, unpaired
+            logger.warning("no fp32 reference for the speed rounds: %s", e)
+    now = time.perf_counter()
+    deadlines = {lb: now + s.time_limit_s - b.elapsed for lb, b in built.items()} if s.time_limit_s else {}
+    result = run_interleaved(predictors, task.kind, texts, s, progress, deadlines)
+    base_rows = None
+    if BASELINE_METHOD not in result.rows:
+        old = read_current(run_dir)
+        if len(old) and "key" in old.columns and BASELINE_METHOD in keys:
+            base_rows = old[(old["key"] == keys[BASELINE_METHOD]) & (old["status"] == OK_STATUS)].to_dict(
+                "records"
+            )
+    add_speedups(result.rows, BASELINE_METHOD if BASELINE_METHOD in result.rows else None, base_rows)
+    if reference is not None:
+        reference.predictor.close()
+    for label, b in built.items():
+        b.times["time_speed_s"] = result.spent.get(label, 0.0)
+        if label in result.failed:
+            status = TIMEOUT_STATUS if result.failed[label] == TIMEOUT else ERROR_STATUS
+            err = (f"stopped after {b.elapsed:.0f} s: over time_limit_s={s.time_limit_s:g} during the speed rounds"
+                   if status == TIMEOUT_STATUS else result.failed[label])  # fmt: skip
+            _fail(run_dir, b, status, err)
+            continue
+        rows = result.rows[label]
+        b.close()
+        try:
+            _add_percent_of_peak(rows, loaded, texts, b.quality["dtype"], s, run_dir)
+        except Exception as e:  # a peak that cannot be measured leaves the figure empty, not the record
+            logger.warning("percent of peak for %s not computed: %s", label, e)
+        append_records(run_dir, [{**b.rec, **b.quality, **row, **_times(b), "status": OK_STATUS, "error": None}
+                                 for row in rows])  # fmt: skip
 
 
 def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: str, s: BenchmarkSettings,

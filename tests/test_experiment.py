@@ -49,6 +49,11 @@ def test_records_resume_and_failure(tiny_bert, tmp_path, broken_method):
     )
     int8 = df[df["method"] == "dynamic-int8"]
     assert (int8["status"] == "ok").all() and len(int8) == 3
+    # fp32 (already recorded) joined the rounds as a reference, so the speed-ups are still paired
+    assert int8["speedup_paired"].all() and (int8["speedup_vs_fp32"] > 0).all()
+    assert (int8["speedup_vs_fp32_ci_low"] <= int8["speedup_vs_fp32"]).all()
+    assert (int8["repeats"] == QUICK.get("repeats", 6)).all() and int8["metric_delta_p"].between(0, 1).all()
+    assert (int8["time_quality_s"] > 0).all() and (int8["elapsed_s"] >= int8["time_speed_s"]).all()
     assert int8["size_mb"].iloc[0] < df[df["method"] == "fp32"]["size_mb"].iloc[0]
 
     # changing a measurement setting is a new key: measured again, old records kept
@@ -141,3 +146,32 @@ def test_two_settings_of_one_method_are_two_records(tiny_bert, tmp_path):
     assert {"intra_op_num_threads=1", "intra_op_num_threads=2"} <= {
         part for label in ort["method"] for part in label.strip("]").split("[")[-1].split(",")
     }
+
+
+@pytest.fixture
+def sleepy_method():
+    @register_method
+    class Sleepy(Method):
+        name = "sleepy-test"
+
+        def apply(self, loaded):
+            import time
+
+            time.sleep(30)
+            raise AssertionError("never reached: the time limit stops it")
+
+    yield "sleepy-test"
+    METHODS.unregister("sleepy-test")
+
+
+@pytest.mark.slow  # measures a variant end to end
+def test_a_variant_over_its_time_limit_is_recorded_as_timeout_and_the_sweep_goes_on(
+    tiny_bert, tmp_path, sleepy_method
+):
+    df = run_experiment("sst2", str(tiny_bert), ["fp32", sleepy_method], tmp_path / "run",
+                        {**QUICK, "time_limit_s": 8}, progress=False)  # fmt: skip
+    late = df[df["method"] == sleepy_method].iloc[0]
+    # the sleeper (30 s) was stopped at 8 s
+    assert late["status"] == "timeout" and "time_limit_s=8" in late["error"]
+    assert 7.5 <= late["elapsed_s"] < 12
+    assert (df[df["method"] == "fp32"]["status"] == "ok").all()

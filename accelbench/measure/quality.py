@@ -2,17 +2,21 @@
 
 Classification: accuracy and macro-F1 (scikit-learn), percentile bootstrap over examples.
 Translation: sacreBLEU BLEU and chrF with sacreBLEU's own bootstrap over sentences.
+A variant against its baseline: the paired delta, its paired bootstrap interval and a significance test.
 Everything runs offline: no metric is fetched from a hub.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, UnknownNameError
 from ..runtimes.base import Predictor
 
 logger = logging.getLogger(__name__)
@@ -20,6 +24,7 @@ logger = logging.getLogger(__name__)
 N_BOOTSTRAP = 1000
 CONFIDENCE = 0.95
 EVAL_BATCH_SIZE = 64
+BOOTSTRAP_CHUNK = 4_000_000  # resample weights held at once by the paired bootstrap
 
 
 def _length_order(texts: list[str]) -> np.ndarray:
@@ -110,3 +115,198 @@ def agreement(preds: list, baseline_preds: list) -> float:
     if len(preds) != len(baseline_preds):
         raise ValueError(f"{len(preds)} predictions vs {len(baseline_preds)} baseline predictions")
     return float(np.mean([a == b for a, b in zip(preds, baseline_preds, strict=True)]))
+
+
+# A variant against its model's fp32 baseline, on the same examples: the delta of one metric, its paired
+# bootstrap interval and a paired significance test. Each metric is one PairedMetric: per-example statistics
+# whose column sums give the metric (accuracy: [correct, 1]; BLEU: sacreBLEU's n-gram counts), so a resample
+# is one weight vector over examples applied to both systems. ROUGE would be one more entry: per-sentence
+# F-scores as [f, 1] with a ratio as from_stats.
+
+
+@dataclass(frozen=True)
+class PairedMetric:
+    """How to compare two systems on one metric over the same examples."""
+
+    test: str  # the name recorded as metric_delta_test
+    stats: Callable[[list, list, list], tuple[np.ndarray, np.ndarray]]  # (preds, base, refs) -> (n, k) each
+    from_stats: Callable[[np.ndarray], np.ndarray]  # (B, k) summed statistics -> (B,) metric values
+    p_value: Callable[[np.ndarray, np.ndarray, np.ndarray, float], float]  # (a, b, deltas, delta) -> p
+
+
+def _correct_stats(preds: list, base_preds: list, refs: list) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(refs)
+    return tuple(
+        np.stack([np.asarray(p) == y, np.ones(len(y))], axis=1).astype(float) for p in (preds, base_preds)
+    )
+
+
+def _ratio(s: np.ndarray) -> np.ndarray:
+    return s[:, 0] / s[:, 1]
+
+
+def _f1_stats(preds: list, base_preds: list, refs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Per example and label: [true positive, predicted, true]; each system's own labels, as in score()."""
+    y = np.asarray(refs)
+    out = []
+    for p in (np.asarray(preds), np.asarray(base_preds)):
+        labels = np.unique(np.concatenate([p, y]))
+        pred, true = p[:, None] == labels, y[:, None] == labels
+        out.append(np.concatenate([pred & true, pred, true], axis=1).astype(float))
+    return out[0], out[1]
+
+
+def _macro_f1(s: np.ndarray) -> np.ndarray:
+    """Macro-F1 from summed [tp, predicted, true] per label; 0 for a label seen nowhere (zero_division=0)."""
+    tp, pred, true = np.split(s, 3, axis=1)
+    denom = pred + true
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.mean(axis=1)
+
+
+def _sacrebleu_metric(name: str, refs: list | None = None):
+    """The metric score() uses (sacreBLEU's defaults); with ``refs``, their n-grams are computed once."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    return {"bleu": BLEU, "chrf": CHRF}[name](references=None if refs is None else [list(refs)])
+
+
+def _sacrebleu_stats(name: str, preds: list, base_preds: list, refs: list) -> tuple[np.ndarray, np.ndarray]:
+    """sacreBLEU's per-sentence sufficient statistics of both systems."""
+    metric = _sacrebleu_metric(name, refs)
+    a, b = (
+        np.array(metric._extract_corpus_statistics(list(h), None), dtype=float) for h in (preds, base_preds)
+    )
+    return a, b
+
+
+def _sacrebleu_from_stats(name: str, s: np.ndarray) -> np.ndarray:
+    metric = _sacrebleu_metric(name)
+    return np.array([metric._compute_score_from_stats(row).score for row in s])
+
+
+def _mcnemar_p(a: np.ndarray, b: np.ndarray, deltas: np.ndarray, delta: float) -> float:
+    """Exact McNemar: the discordant pairs (one system right, the other wrong) split 50/50 under the null."""
+    from scipy.stats import binomtest
+
+    a_only = int(((a[:, 0] == 1) & (b[:, 0] == 0)).sum())
+    b_only = int(((a[:, 0] == 0) & (b[:, 0] == 1)).sum())
+    if a_only + b_only == 0:
+        return 1.0
+    return float(binomtest(a_only, a_only + b_only, 0.5, alternative="two-sided").pvalue)
+
+
+def _bootstrap_sign_p(a: np.ndarray, b: np.ndarray, deltas: np.ndarray, delta: float) -> float:
+    """Paired bootstrap test (Koehn 2004), two-sided: twice the share of resamples that lose the sign."""
+    if delta == 0:
+        return 1.0
+    against = int((deltas <= 0).sum() if delta > 0 else (deltas >= 0).sum())
+    return min(1.0, 2 * (against + 1) / (len(deltas) + 1))
+
+
+def _sacrebleu_p(a: np.ndarray, b: np.ndarray, deltas: np.ndarray, delta: float) -> float:
+    """sacreBLEU's paired bootstrap p-value, as its paired_bs test computes it (after Moses' script)."""
+    from sacrebleu.significance import _compute_p_value
+
+    diffs = np.abs(deltas)
+    return float(_compute_p_value(diffs - diffs.mean(), abs(delta)))
+
+
+PAIRED_METRICS: dict[str, dict[str, PairedMetric]] = {
+    "classification": {
+        "accuracy": PairedMetric("mcnemar-exact", _correct_stats, _ratio, _mcnemar_p),
+        "macro_f1": PairedMetric("paired-bootstrap", _f1_stats, _macro_f1, _bootstrap_sign_p),
+    },
+    "seq2seq": {
+        name: PairedMetric(
+            "sacrebleu-paired-bs",
+            partial(_sacrebleu_stats, name),
+            partial(_sacrebleu_from_stats, name),
+            _sacrebleu_p,
+        )
+        for name in ("bleu", "chrf")
+    },
+}
+
+
+def paired_bootstrap_deltas(
+    from_stats: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray, n: int, seed: int = 0
+) -> np.ndarray:
+    """``from_stats`` of ``a`` minus that of ``b`` on ``n`` resamples of examples, the same indices for both.
+
+    The indices are drawn as sacreBLEU's paired_bs draws them (``default_rng(seed).choice``), so for a
+    sacreBLEU metric the resamples are the very ones its own paired test would use with this seed.
+    """
+    size = len(a)
+    idxs = np.random.default_rng(seed).choice(size, size=(n, size), replace=True)
+    deltas = np.empty(n)
+    step = max(1, BOOTSTRAP_CHUNK // size)  # resample weights are (rows, size): bounded memory
+    for start in range(0, n, step):
+        rows = idxs[start : start + step]
+        offsets = rows + size * np.arange(len(rows))[:, None]
+        w = np.bincount(offsets.ravel(), minlength=len(rows) * size).reshape(len(rows), size).astype(float)
+        deltas[start : start + len(rows)] = from_stats(w @ a) - from_stats(w @ b)
+    return deltas
+
+
+def _paired_metric(kind: str, metric: str) -> PairedMetric:
+    if kind not in PAIRED_METRICS:
+        raise UnknownNameError("task kind", kind, list(PAIRED_METRICS))
+    if metric not in PAIRED_METRICS[kind]:
+        raise UnknownNameError(
+            f"{kind} metric",
+            metric,
+            list(PAIRED_METRICS[kind]),
+            "compare on one of the metrics score() reports",
+        )
+    return PAIRED_METRICS[kind][metric]
+
+
+def paired_delta(
+    kind: str,
+    metric: str,
+    preds: list,
+    base_preds: list,
+    refs: list,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """A variant's metric minus its baseline's on the same examples, with a paired interval and test.
+
+    ``metric_delta`` is the difference of the two numbers score() reports; the (1 - alpha) interval is a
+    percentile paired bootstrap (each resample scores both systems on the same examples); the p-value comes
+    from the test named in ``metric_delta_test``: exact McNemar for accuracy, sacreBLEU's paired bootstrap
+    for BLEU and chrF, a two-sided paired bootstrap sign test for macro-F1.
+    """
+    paired = _paired_metric(kind, metric)
+    if not len(preds) == len(base_preds) == len(refs):
+        raise ConfigError(
+            f"paired {metric}: {len(preds)} predictions, {len(base_preds)} baseline predictions, "
+            f"{len(refs)} references",
+            "compare predictions made on the same examples",
+        )
+    if not len(refs):
+        raise ConfigError(f"paired {metric}: no examples to compare", "evaluate on at least one example")
+    if n_bootstrap <= 0:
+        raise ConfigError(f"n_bootstrap must be positive, got {n_bootstrap}", "use e.g. 1000")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be between 0 and 1, got {alpha}", "use e.g. 0.05")
+    if all(p == q for p, q in zip(preds, base_preds, strict=True)):
+        delta, low, high, p = 0.0, 0.0, 0.0, 1.0
+    else:
+        a, b = paired.stats(preds, base_preds, refs)
+        delta = float(
+            paired.from_stats(a.sum(0, keepdims=True))[0] - paired.from_stats(b.sum(0, keepdims=True))[0]
+        )
+        deltas = paired_bootstrap_deltas(paired.from_stats, a, b, n_bootstrap, seed)
+        low, high = (float(q) for q in np.quantile(deltas, [alpha / 2, 1 - alpha / 2]))
+        p = float(paired.p_value(a, b, deltas, delta))
+    return {
+        "metric_delta": delta,
+        "metric_delta_ci_low": low,
+        "metric_delta_ci_high": high,
+        "metric_delta_p": p,
+        "metric_delta_test": paired.test,
+        "metric_delta_significant": bool(p < alpha),
+    }

@@ -1,24 +1,45 @@
-"""Benchmark scenarios: real-time (one request at a time) and batch inference, from one code path.
+"""Benchmark scenarios: real-time (one request at a time) and batch inference, measured in interleaved rounds.
 
-Requests are real texts of the evaluation split. Every point gets a warm-up and runs for at least
-``min_time_s``; latencies are wall-clock per request (tokenization included, as a service pays it).
+Requests are real texts of the evaluation split; latencies are wall-clock per request (tokenization
+included, as a service pays it). Every point of every variant gets its warm-up first; then, round by round,
+each variant runs each point for ``min_time_s / repeats`` seconds, the variants taking turns, so a slow phase
+of a shared machine hits all of them alike. A point's figures are the median over its rounds with an
+order-statistic interval (``stats.median_interval``); a variant's speed-up against the baseline is the median
+of its per-round ratios (paired), which is far steadier than the ratio of two separate measurements.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..runtimes.base import Predictor
 from .settings import BenchmarkSettings
-from .trackers import PeakMemory, Timer
+from .stats import median_interval, paired_ratios, unpaired_ratio
+from .trackers import PeakMemory
 
 logger = logging.getLogger(__name__)
 
 SCENARIOS = ("realtime", "batch")
-MIN_REQUESTS = 20
+MIN_REQUESTS = 20  # per point, over all rounds
 MIN_BATCHES = 3
+LATENCY_QS = (50, 90, 99)
+TIMEOUT = "timeout"
+
+
+@dataclass
+class Interleaved:
+    """What the rounds gave: rows per label, seconds each label spent measuring, and the labels dropped."""
+
+    rows: dict[str, list[dict]]
+    spent: dict[str, float]
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def _call(predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSettings, padding: str) -> int:
@@ -30,90 +51,225 @@ def _call(predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSetting
     return gen.new_tokens
 
 
-def realtime(
-    predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSettings, progress: bool = True
-) -> dict:
-    """Batch-1 latency over single requests drawn (seeded) from ``texts``."""
+def points(s: BenchmarkSettings) -> list[tuple[str, int, str]]:
+    """The (scenario, batch size, padding) points the settings ask for, in measuring order."""
+    out: list[tuple[str, int, str]] = [("realtime", 1, "dynamic")] if s.realtime else []
+    return out + [("batch", b, p) for p in s.paddings for b in s.batch_sizes]
+
+
+class Point:
+    """One scenario point of one predictor: its work list, its warm-up and its timed rounds."""
+
+    def __init__(self, predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSettings,
+                 scenario: str, batch_size: int = 1, padding: str = "dynamic") -> None:  # fmt: skip
+        if scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        self.predictor, self.kind, self.s = predictor, kind, s
+        self.scenario, self.batch_size = scenario, 1 if scenario == "realtime" else batch_size
+        self.padding = "dynamic" if scenario == "realtime" else padding
+        rng = random.Random(s.seed)
+        if scenario == "realtime":
+            pool = texts[:]
+            rng.shuffle(pool)
+            self.work = [[t] for t in pool]
+        else:  # dynamic: length-sorted batches padded to their longest text; max_length: data order, fixed length
+            order = (sorted(range(len(texts)), key=lambda i: len(texts[i])) if padding == "dynamic"
+                     else list(range(len(texts))))  # fmt: skip
+            self.work = [
+                [texts[i] for i in order[j : j + batch_size]] for j in range(0, len(order), batch_size)
+            ]
+            # a random sample of batches represents the length mix even in a partial pass
+            rng.shuffle(self.work)
+        self.next = 0
+        self.rounds: list[dict] = []  # per round: times (s), samples, tokens
+        self.peak_rss_mb = 0.0
+        self.rss_increase_mb = 0.0
+
+    def warm_up(self) -> None:
+        n = self.s.warmup if self.scenario == "realtime" else max(1, min(self.s.warmup, len(self.work)))
+        for w in self.work[:n]:
+            _call(self.predictor, self.kind, w, self.s, self.padding)
+
+    def run_round(self, seconds: float, min_calls: int, max_calls: int | None = None) -> float:
+        """Run for ``seconds`` (at least ``min_calls`` calls); returns the wall time spent."""
+        times, samples, tokens = [], 0, 0
+        start = time.perf_counter()
+        with PeakMemory() as mem:
+            while (len(times) < min_calls or time.perf_counter() - start < seconds) and (
+                max_calls is None or len(times) < max_calls
+            ):
+                w = self.work[self.next % len(self.work)]
+                self.next += 1
+                t0 = time.perf_counter()
+                tokens += _call(self.predictor, self.kind, w, self.s, self.padding)
+                times.append(time.perf_counter() - t0)
+                samples += len(w)
+        self.peak_rss_mb = max(self.peak_rss_mb, mem.peak_mb)
+        self.rss_increase_mb = max(self.rss_increase_mb, mem.peak_mb - mem.start_mb)
+        self.rounds.append({"times": times, "samples": samples, "tokens": tokens})
+        return time.perf_counter() - start
+
+    def result(self) -> dict:
+        """The point's record fields: medians over rounds with their intervals, pooled latency percentiles."""
+        thr = [r["samples"] / sum(r["times"]) for r in self.rounds]
+        med, lo, hi, level = median_interval(thr)
+        pooled = np.concatenate([np.asarray(r["times"]) for r in self.rounds]) * 1e3
+        total = float(pooled.sum()) / 1e3
+        samples, tokens = sum(r["samples"] for r in self.rounds), sum(r["tokens"] for r in self.rounds)
+        out = {"scenario": self.scenario, "batch_size": self.batch_size, "padding": self.padding,
+               "repeats": len(self.rounds), "speed_ci_level": level,
+               "throughput": med, "throughput_ci_low": lo, "throughput_ci_high": hi,
+               "throughput_rounds": [round(t, 4) for t in thr]}  # fmt: skip
+        for q in LATENCY_QS:
+            point = float(np.percentile(pooled, q))
+            _, q_lo, q_hi, _ = median_interval(
+                [1e3 * float(np.percentile(r["times"], q)) for r in self.rounds]
+            )
+            out[f"latency_ms_p{q}"] = point
+            out[f"latency_ms_p{q}_ci_low"], out[f"latency_ms_p{q}_ci_high"] = (
+                min(q_lo, point),
+                max(q_hi, point),
+            )
+        out["latency_ms_mean"] = float(pooled.mean())
+        if self.scenario == "realtime":
+            out["n_requests"] = len(pooled)
+        else:
+            out.update(
+                n_batches=len(pooled), n_samples=samples, full_passes=round(len(pooled) / len(self.work), 2)
+            )
+        if self.kind == "seq2seq":
+            out.update(tokens_per_s=tokens / total, ms_per_token=1e3 * total / max(tokens, 1))
+            if self.scenario == "batch":
+                out["ms_per_sequence"] = 1e3 * total / samples
+        out.update(peak_rss_mb=round(self.peak_rss_mb, 1), rss_increase_mb=round(self.rss_increase_mb, 1))
+        return out
+
+
+def run_interleaved(
+    predictors: Mapping[str, Predictor],
+    kind: str,
+    texts: list[str],
+    s: BenchmarkSettings,
+    progress: bool = True,
+    deadlines: Mapping[str, float] | None = None,
+) -> Interleaved:
+    """Every point of the settings for every predictor, the predictors taking turns round by round.
+
+    ``deadlines`` (``time.perf_counter()`` values per label) drop a predictor from the rotation once passed;
+    a predictor that raises is dropped too, and the others go on. Such a label has no rows, and its
+    status (``timeout`` or the error's text) is in ``failed``.
+    """
     from tqdm.auto import tqdm
 
-    rng = random.Random(s.seed)
-    pool = texts[:]
-    rng.shuffle(pool)
-    for t in pool[: s.warmup]:
-        _call(predictor, kind, [t], s, "dynamic")
-    timer, tokens, start = Timer(), 0, time.perf_counter()
-    bar = tqdm(desc="real-time", unit="req", disable=not progress, leave=False)
-    i = 0
-    while i < s.max_requests and (time.perf_counter() - start < s.min_time_s or i < MIN_REQUESTS):
-        with timer.track():
-            tokens += _call(predictor, kind, [pool[i % len(pool)]], s, "dynamic")
-        i += 1
-        bar.update(1)
-    bar.close()
-    out = {
-        "scenario": "realtime",
-        "batch_size": 1,
-        "padding": "dynamic",
-        "n_requests": i,
-        **timer.percentiles_ms(),
-    }
-    out["throughput"] = i / timer.total
-    if kind == "seq2seq":
-        out.update(tokens_per_s=tokens / timer.total, ms_per_token=1e3 * timer.total / max(tokens, 1))
-    return out
+    deadlines = deadlines or {}
+    labels = list(predictors)
+    plan = points(s)
+    pts = {(lb, p): Point(predictors[lb], kind, texts, s, *p) for lb in labels for p in plan}
+    spent = dict.fromkeys(labels, 0.0)
+    alive = set(labels)
+    round_s = s.min_time_s / s.repeats
+    min_calls = {"realtime": math.ceil(MIN_REQUESTS / s.repeats), "batch": math.ceil(MIN_BATCHES / s.repeats)}
+    max_calls = {"realtime": max(1, s.max_requests // s.repeats), "batch": None}
+
+    failed: dict[str, str] = {}
+
+    def turn(label: str, fn) -> None:
+        if label not in alive:
+            return
+        if time.perf_counter() > deadlines.get(label, math.inf):
+            alive.discard(label)
+            failed[label] = TIMEOUT
+            logger.warning("%s: time limit reached during the speed rounds; dropped from the rotation", label)
+            return
+        t0 = time.perf_counter()
+        try:
+            fn()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # one failing variant never stops the others
+            alive.discard(label)
+            failed[label] = f"{type(e).__name__}: {e}"
+            logger.error("%s failed during the speed rounds: %s", label, failed[label])
+        spent[label] += time.perf_counter() - t0
+
+    total = s.repeats * len(plan) * len(labels)
+    with tqdm(total=total, desc="speed", unit="turn", disable=not progress, leave=False) as bar:
+        for (label, _), pt in pts.items():
+            turn(label, pt.warm_up)
+        for r in range(s.repeats):
+            bar.set_description(f"speed round {r + 1}/{s.repeats}")
+            for p in plan:
+                order = labels if r % 2 == 0 else labels[::-1]  # neither variant always follows the other
+                for label in order:
+                    pt = pts[(label, p)]
+                    turn(
+                        label,
+                        lambda pt=pt: pt.run_round(round_s, min_calls[pt.scenario], max_calls[pt.scenario]),
+                    )
+                    bar.update(1)
+    rows = {lb: [pts[(lb, p)].result() for p in plan] for lb in labels if lb in alive}
+    for lb, rs in rows.items():
+        for row in rs:
+            logger.info("%s %s bs=%d %s: %.1f samples/s [%.1f, %.1f], p90 %.1f ms", lb, row["scenario"],
+                        row["batch_size"], row["padding"], row["throughput"], row["throughput_ci_low"],
+                        row["throughput_ci_high"], row["latency_ms_p90"])  # fmt: skip
+    return Interleaved(rows, spent, failed)
 
 
-def batch(
-    predictor: Predictor, kind: str, texts: list[str], batch_size: int, s: BenchmarkSettings,
-    padding: str = "dynamic", progress: bool = True,
-) -> dict:  # fmt: skip
-    """Throughput at one batch size. ``dynamic``: length-sorted batches padded to their longest text;
-    ``max_length``: batches in data order padded to ``max_length`` tokens."""
-    from tqdm.auto import tqdm
-
-    order = (
-        sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        if padding == "dynamic"
-        else list(range(len(texts)))
-    )
-    batches = [[texts[i] for i in order[j : j + batch_size]] for j in range(0, len(order), batch_size)]
-    rng = random.Random(s.seed)
-    rng.shuffle(batches)  # a random sample of batches represents the length mix even in a partial pass
-    for b in batches[: max(1, min(s.warmup, len(batches)))]:
-        _call(predictor, kind, b, s, padding)
-    timer, samples, tokens, start, i = Timer(), 0, 0, time.perf_counter(), 0
-    bar = tqdm(desc=f"batch {batch_size} ({padding})", unit="batch", disable=not progress, leave=False)
-    while time.perf_counter() - start < s.min_time_s or i < MIN_BATCHES:
-        b = batches[i % len(batches)]
-        with timer.track():
-            tokens += _call(predictor, kind, b, s, padding)
-        samples += len(b)
-        i += 1
-        bar.update(1)
-    bar.close()
-    out = {"scenario": "batch", "batch_size": batch_size, "padding": padding, "n_batches": i, "n_samples": samples,
-           "full_passes": round(i / len(batches), 2), **timer.percentiles_ms(), "throughput": samples / timer.total}  # fmt: skip
-    if kind == "seq2seq":
-        out.update(tokens_per_s=tokens / timer.total, ms_per_token=1e3 * timer.total / max(tokens, 1),
-                   ms_per_sequence=1e3 * timer.total / samples)  # fmt: skip
-    return out
+def add_speedups(
+    rows: dict[str, list[dict]], baseline: str | None, base_rows: list[dict] | None = None
+) -> None:
+    """``speedup_vs_fp32`` and its interval on every row: per-round ratios to ``baseline``'s rows when it took
+    part in the same rotation (paired), else the ratio of medians to ``base_rows`` (conservative interval)."""
+    paired = baseline is not None and baseline in rows
+    ref = rows[baseline] if paired else (base_rows or [])
+    by_point = {(r["scenario"], r["batch_size"], r["padding"]): r for r in ref}
+    for rs in rows.values():
+        for row in rs:
+            b = by_point.get((row["scenario"], row["batch_size"], row["padding"]))
+            if b is None:
+                continue
+            if paired:
+                med, lo, hi, _ = median_interval(
+                    paired_ratios(row["throughput_rounds"], b["throughput_rounds"])
+                )
+            else:
+                med, lo, hi = unpaired_ratio(
+                    (row["throughput"], row["throughput_ci_low"], row["throughput_ci_high"]),
+                    (b["throughput"], b.get("throughput_ci_low", b["throughput"]),
+                     b.get("throughput_ci_high", b["throughput"])),
+                )  # fmt: skip
+            row.update(speedup_vs_fp32=med, speedup_vs_fp32_ci_low=lo, speedup_vs_fp32_ci_high=hi,
+                       speedup_paired=paired)  # fmt: skip
 
 
 def run_scenarios(
     predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSettings, progress: bool = True
 ) -> list[dict]:
-    """Every scenario point of the settings, each with the process's peak RSS while it ran."""
-    rows = []
-    points: list[tuple[str, int, str]] = [("realtime", 1, "dynamic")] if s.realtime else []
-    points += [("batch", b, p) for p in s.paddings for b in s.batch_sizes]
-    for scenario, bs, padding in points:
-        with PeakMemory() as mem:
-            if scenario == "realtime":
-                row = realtime(predictor, kind, texts, s, progress)
-            else:
-                row = batch(predictor, kind, texts, bs, s, padding, progress)
-        row.update(peak_rss_mb=round(mem.peak_mb, 1), rss_increase_mb=round(mem.peak_mb - mem.start_mb, 1))
-        rows.append(row)
-        logger.info("%s bs=%d %s: %.1f samples/s, p90 %.1f ms", scenario, bs, padding, row["throughput"],
-                    row["latency_ms_p90"])  # fmt: skip
-    return rows
+    """Every scenario point of one predictor (its rounds back to back)."""
+    result = run_interleaved({"variant": predictor}, kind, texts, s, progress)
+    if "variant" in result.failed:
+        raise RuntimeError(result.failed["variant"])
+    return result.rows["variant"]
+
+
+def realtime(
+    predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSettings, progress: bool = True
+) -> dict:
+    """Batch-1 latency over single requests drawn (seeded) from ``texts``."""
+    return _single(predictor, kind, texts, s, "realtime", 1, "dynamic")
+
+
+def batch(predictor: Predictor, kind: str, texts: list[str], batch_size: int, s: BenchmarkSettings,
+          padding: str = "dynamic", progress: bool = True) -> dict:  # fmt: skip
+    """Throughput at one batch size and padding."""
+    return _single(predictor, kind, texts, s, "batch", batch_size, padding)
+
+
+def _single(predictor, kind, texts, s, scenario, batch_size, padding) -> dict:
+    pt = Point(predictor, kind, texts, s, scenario, batch_size, padding)
+    pt.warm_up()
+    for _ in range(s.repeats):
+        pt.run_round(s.min_time_s / s.repeats, math.ceil((MIN_REQUESTS if scenario == "realtime" else MIN_BATCHES)
+                     / s.repeats), max(1, s.max_requests // s.repeats) if scenario == "realtime" else None)  # fmt: skip
+    return pt.result()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..exceptions import ConfigError
 from ..runtimes.base import PADDINGS
@@ -17,7 +17,15 @@ class BenchmarkSettings:
         default_factory=lambda: [1, 8, 32], metadata={"help": "batch-inference points"}
     )
     realtime: bool = field(default=True, metadata={"help": "measure batch-1 latency over single requests"})
-    min_time_s: float = field(default=5.0, metadata={"help": "measured time per point, after warm-up"})
+    min_time_s: float = field(
+        default=5.0, metadata={"help": "measured time per point (all rounds together), after warm-up"}
+    )
+    repeats: int = field(
+        default=6,
+        metadata={
+            "help": "rounds per point, the variants taking turns; 6 gives a 96.9% interval of the median"
+        },
+    )
     warmup: int = field(default=5, metadata={"help": "warm-up requests (real-time) or batches (batch)"})
     max_requests: int = field(default=2000, metadata={"help": "safety cap on real-time requests per point"})
     paddings: list[str] = field(
@@ -34,6 +42,15 @@ class BenchmarkSettings:
     threads: int | None = field(default=None, metadata={"help": "torch intra-op threads (None: all cores)"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95% intervals"})
     seed: int = 0
+    time_limit_s: float | None = field(
+        default=1200.0,
+        metadata={
+            "help": "a variant taking longer (build, quality, speed) is stopped and recorded as timeout"
+        },
+    )
+
+    # how long a variant may take does not change what is measured: not part of a record's key
+    NOT_IN_KEY: ClassVar[tuple[str, ...]] = ("time_limit_s",)
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_sizes, int):
@@ -45,6 +62,8 @@ class BenchmarkSettings:
             raise ConfigError(
                 f"batch sizes must be positive integers, got {self.batch_sizes}", "use e.g. [1, 8, 32]"
             )
+        if not isinstance(self.repeats, int) or isinstance(self.repeats, bool):
+            raise ConfigError(f"repeats must be an integer, got {self.repeats!r}", "use e.g. repeats: 6")
         for name in (
             "min_time_s",
             "max_length",
@@ -52,12 +71,13 @@ class BenchmarkSettings:
             "num_beams",
             "max_requests",
             "n_bootstrap",
+            "repeats",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}", f"set {name} > 0")
         if self.warmup < 0:
             raise ConfigError(f"warmup must be >= 0, got {self.warmup}", "set warmup to 0 or more")
-        for opt in ("n_eval", "threads"):
+        for opt in ("n_eval", "threads", "time_limit_s"):
             v = getattr(self, opt)
             if v is not None and v <= 0:
                 raise ConfigError(f"{opt} must be positive or null, got {v}", f"remove {opt} or set it > 0")
@@ -80,3 +100,7 @@ class BenchmarkSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def key_dict(self) -> dict[str, Any]:
+        """The settings that change what is measured (a record's key is hashed from these)."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.NOT_IN_KEY}
