@@ -20,7 +20,7 @@ import yaml
 
 from .analysis import write_summary
 from .config import SweepConfig
-from .models import resolve_model
+from .models import is_trained, resolve_model
 from .paths import notebooks_dir
 from .recipes import student_recipe_class
 from .records import BASELINE_METHOD
@@ -51,6 +51,8 @@ class SuiteResult:
     run_dir: Path
     runs: list[NotebookRun] = field(default_factory=list)
     summary: Path | None = None
+    trained: dict[str, float] = field(default_factory=dict)  # model -> seconds, for those trained in this run
+    seconds: float = 0.0
 
     @property
     def failed(self) -> list[NotebookRun]:
@@ -129,20 +131,40 @@ def execute(run: NotebookRun, progress: bool = True, cwd: Path | None = None) ->
     return run
 
 
-def prepare_models(config: SweepConfig, progress: bool = True) -> None:
-    """Train every built-in model the grid needs (cached checkpoints are reused), before any notebook.
+def models_to_train(config: SweepConfig) -> list[str]:
+    """The built-in models the grid needs that are not cached yet, teachers before their students."""
+    out: list[str] = []
 
-    Teachers come before their students (a student trains its teacher first anyway). A model whose
-    training fails is logged and skipped: its notebooks fail and are reported, the others run.
-    """
+    def add(name: str) -> None:
+        spec = resolve_model(name)
+        if spec.recipe is None or is_trained(spec) or spec.name in out:
+            return
+        teacher = spec.recipe.get("teacher") if student_recipe_class(spec.recipe) is not None else None
+        if teacher:
+            add(teacher)
+        out.append(spec.name)
+
     for e in config.experiments:
         for m in e.models:
-            spec = resolve_model(m)
-            if spec.recipe is not None:
-                try:
-                    ensure_trained(spec, progress=progress)
-                except Exception as err:  # one failing model never stops the sweep
-                    logger.error("training %s failed: %s", spec.name, err)
+            add(m)
+    return out
+
+
+def prepare_models(config: SweepConfig, progress: bool = True) -> dict[str, float]:
+    """Train every built-in model the grid needs (cached checkpoints are reused), before any notebook.
+
+    Teachers come before their students. A model whose training fails is logged and skipped: its notebooks
+    fail and are reported, the others run. Returns the seconds each model trained in this call took.
+    """
+    trained: dict[str, float] = {}
+    for name in models_to_train(config):
+        start = time.perf_counter()
+        try:
+            ensure_trained(resolve_model(name), progress=progress)
+            trained[name] = time.perf_counter() - start
+        except Exception as err:  # one failing model never stops the sweep
+            logger.error("training %s failed: %s", name, err)
+    return trained
 
 
 def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None = None) -> SuiteResult:
@@ -159,13 +181,16 @@ def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(json.loads(json.dumps(snapshot, default=str)), sort_keys=False)
     )
-    prepare_models(config, progress)
-    result = SuiteResult(run_dir)
+    start = time.perf_counter()
+    todo = models_to_train(config)
+    logger.info("to train first: %s", ", ".join(todo) if todo else "nothing (every model is cached)")
+    result = SuiteResult(run_dir, trained=prepare_models(config, progress))
     for run in plan(config):
         if only and not any(run.notebook.startswith(o) for o in only):
             continue
         logger.info("executing %s -> %s", run.notebook, run.output)
         result.runs.append(execute(run, progress))
+    result.seconds = time.perf_counter() - start
     try:
         result.summary = write_summary(run_dir, fraction=config.fraction)
         _append_suite_section(result)
@@ -174,11 +199,25 @@ def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None
     return result
 
 
+def time_breakdown(result: SuiteResult) -> list[tuple[str, float]]:
+    """Where the run's time went: each model trained, each notebook, and the rest (summary, set-up)."""
+    parts = [(f"training {name}", sec) for name, sec in result.trained.items()]
+    parts += [(f"notebook {r.output.name}", r.seconds) for r in result.runs]
+    rest = result.seconds - sum(sec for _, sec in parts)
+    return parts + [("other (validation, summary)", max(rest, 0.0))]
+
+
 def _append_suite_section(result: SuiteResult) -> None:
     lines = ["", "## Notebooks", "", "| notebook | status | seconds | HTML |", "|---|---|---|---|"]
     for r in result.runs:
         status = "ok" if r.ok else f"FAILED: {r.error}"
         html = r.html.relative_to(result.run_dir) if r.html else ""
-        lines.append(f"| {r.output.relative_to(result.run_dir)} | {status} | {r.seconds:.0f} | {html} |")
+        link = f"[{r.output.relative_to(result.run_dir)}]({r.output.relative_to(result.run_dir)})"
+        lines.append(f"| {link} | {status} | {r.seconds:.0f} | {f'[{html}]({html})' if html else ''} |")
+    total = result.seconds or 1.0
+    lines += ["", "## Where the time went", "",
+              f"{result.seconds / 60:.1f} min in all; training counts only models trained in this run.", "",
+              "| part | seconds | share |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {sec:.0f} | {sec / total:.0%} |" for name, sec in time_breakdown(result)]
     with open(result.summary, "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

@@ -48,6 +48,8 @@ def test_suite_runs_grid_and_resumes(tiny_bert, tmp_path, capsys):
     summary = (run_dir / "summary.md").read_text()
     assert "tiny-bert0:dynamic-int8" in summary and "## Notebooks" in summary and "FAILED" not in summary
     assert (run_dir / "config.yaml").exists()
+    timing = summary.split("## Where the time went")[1]
+    assert "training tiny-student" in timing and "notebook 04_pareto.ipynb" in timing
     n = len(read_records(run_dir))
     assert n == 12  # (teacher, student) x 2 methods x (realtime + 2 batch sizes)
     df = read_records(run_dir)
@@ -56,3 +58,4 @@ def test_suite_runs_grid_and_resumes(tiny_bert, tmp_path, capsys):
 
     assert main(["run", "--config", str(cfg), "-q"]) == 0  # rerun: everything already recorded
     assert len(read_records(run_dir)) == n
+    assert "training tiny-student" not in (run_dir / "summary.md").read_text()  # cached: nothing trained
