@@ -1,7 +1,16 @@
-"""Measurement: settings, trackers, scenarios (speed), quality (metrics with intervals) and matmul peaks."""
+"""Measurement: settings, trackers, interleaved speed rounds and their statistics, quality with paired tests,
+time limits and matmul peaks."""
 
-from .quality import agreement, predict, score
-from .scenarios import run_scenarios
+from .quality import agreement, paired_delta, predict, score
+from .scenarios import run_interleaved, run_scenarios
 from .settings import BenchmarkSettings
 
-__all__ = ["BenchmarkSettings", "agreement", "predict", "run_scenarios", "score"]
+__all__ = [
+    "BenchmarkSettings",
+    "agreement",
+    "paired_delta",
+    "predict",
+    "run_interleaved",
+    "run_scenarios",
+    "score",
+]
