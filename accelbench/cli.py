@@ -16,6 +16,15 @@ from pathlib import Path
 
 from .analysis import write_summary
 from .config import load_config
+from .crosscheck import (
+    CROSSCHECK_FILE,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_PASSES,
+    DEFAULT_ROUNDS,
+    TOLERANCE,
+    crosscheck_table,
+    run_crosscheck,
+)
 from .environment import collect_environment
 from .exceptions import AccelbenchError
 from .methods import get_method, list_methods
@@ -104,6 +113,20 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    report = run_crosscheck(args.run, task=args.task, batch_size=args.batch_size, variants=args.variants,
+                            passes=args.passes, rounds=args.rounds, progress=not args.quiet)  # fmt: skip
+    rows = report["rows"]
+    print(crosscheck_table(rows))
+    checked = [r for r in rows if r["agree"] is not None]
+    print(
+        f"\n{sum(bool(r['agree']) for r in checked)} of {len(checked)} speed-up(s) agree within "
+        f"{100 * TOLERANCE:.0f}% ({report['rounds']} round(s) of {report['passes']} pass(es), timed by this "
+        f"process); written to {Path(args.run) / CROSSCHECK_FILE}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accelbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -130,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="registered tasks, models and methods").set_defaults(fn=cmd_list)
     sub.add_parser("env", help="the environment recorded with every run").set_defaults(fn=cmd_env)
+
+    c = sub.add_parser(
+        "crosscheck",
+        help="re-time a run's speed-ups in separate processes, timed outside the benchmark code",
+    )
+    c.add_argument("--run", required=True, help="the run's folder, e.g. results/default")
+    c.add_argument("--task", help="only this task of the run")
+    c.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the batch-inference point")
+    c.add_argument(
+        "--variants", nargs="+", metavar="MODEL:METHOD",
+        help="variants as records name them (MODEL:METHOD@OTHER compares with OTHER's fp32); "
+        "default: the 3 fastest per task",
+    )  # fmt: skip
+    c.add_argument("--passes", type=int, default=DEFAULT_PASSES, help="full passes per timed turn")
+    c.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="turns of each variant and its fp32")
+    c.add_argument("-q", "--quiet", action="store_true", help="no per-round log lines")
+    c.set_defaults(fn=cmd_crosscheck)
 
     s = sub.add_parser("summary", help="(re)write summary.md of a run")
     s.add_argument("run_dir")

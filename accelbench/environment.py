@@ -2,7 +2,9 @@
 
 Speed numbers mean little without the CPU (and its bf16/int8 instructions), the thread count and the library
 versions behind them; these flat ``env_*`` fields go into every record so that runs from different machines
-can be told apart and compared fairly.
+can be told apart and compared fairly. ``capabilities`` adds what decides which methods run here and which
+pay off (one ``env_cpu_has_<flag>`` boolean per flag, native bf16, CTranslate2's compute types, ONNX Runtime's
+providers, a C++ compiler), and ``capabilities_markdown`` shows them as a table in summary.md.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import importlib.metadata
 import logging
 import os
 import platform
+import shutil
 import socket
 import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,20 @@ VERSIONED_PACKAGES = {
 }
 # py-cpuinfo's CPUID names that differ from the kernel's /proc/cpuinfo names.
 FLAG_ALIASES = {"avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16", "avxvnni": "avx_vnni"}
+# One boolean field per recorded flag (``env_cpu_has_amx_int8``), so a DataFrame filters on it directly.
+CPU_HAS_PREFIX = "env_cpu_has_"
+# What each runtime can do on this CPU: the facts that decide which methods run here and which pay off.
+RUNTIME_CAPABILITY_FIELDS = (
+    "env_bf16_native",  # supports_bf16(): AVX512-BF16 or AMX-BF16, so bf16 is not emulated
+    "env_int8_vnni",  # supports_int8_vnni(): int8 dot-product instructions
+    "env_torch_cpu_capability",  # the ATen kernels torch dispatches to: DEFAULT, AVX2, AVX512, ...
+    "env_torch_quantized_engines",  # torch's int8 backends (x86, fbgemm, onednn, qnnpack)
+    "env_ct2_compute_types",  # CTranslate2's compute types on this CPU (int8, int16, float32, ...)
+    "env_ort_providers",  # ONNX Runtime's execution providers
+    "env_cxx_compiler",  # the C++ compiler TorchInductor (pt2e) calls; None: pt2e cannot run
+)
+CAPABILITY_FIELDS = tuple(CPU_HAS_PREFIX + f for f in RECORDED_FLAGS) + RUNTIME_CAPABILITY_FIELDS
+CXX_CANDIDATES = ("g++", "c++", "clang++")
 GIT_TIMEOUT_S = 5.0
 PACKAGE_ROOT = Path(__file__).resolve().parent
 X86_MACHINES = {"x86_64", "amd64", "i386", "i686", "x86"}
@@ -200,6 +218,82 @@ def _cores_available() -> int | None:
         return os.cpu_count()
 
 
+def cxx_compiler() -> str | None:
+    """The C++ compiler TorchInductor will call (``$CXX`` or the first of g++, c++, clang++ on PATH), or None."""
+    env = os.environ.get("CXX")
+    if env:
+        return shutil.which(env) or (env if os.path.exists(env) else None)
+    return next((shutil.which(c) for c in CXX_CANDIDATES if shutil.which(c)), None)
+
+
+def _joined(values: Iterable[object] | None, sort: bool = True) -> str | None:
+    if values is None:
+        return None
+    texts = [str(v) for v in values]
+    return ",".join(sorted(texts) if sort else texts)
+
+
+def _torch_capabilities() -> tuple[str | None, str | None]:
+    """ATen's CPU kernel level and torch's quantized engines; (None, None) without torch."""
+    try:
+        import torch
+    except Exception:
+        return None, None
+    try:
+        level = str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # older torch without this query
+        level = None
+    try:
+        engines = _joined(e for e in torch.backends.quantized.supported_engines if e != "none")
+    except Exception:
+        engines = None
+    return level, engines
+
+
+def ct2_compute_types() -> set[str] | None:
+    """CTranslate2's compute types on this CPU (``int8``, ``int16``, ...); None when ctranslate2 is absent."""
+    try:
+        import ctranslate2
+
+        return set(ctranslate2.get_supported_compute_types("cpu"))
+    except Exception as exc:  # not installed, or a build that fails to load here
+        logger.debug("no ctranslate2: %s", exc)
+        return None
+
+
+def ort_providers() -> list[str] | None:
+    """ONNX Runtime's available execution providers; None when onnxruntime is absent."""
+    try:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    except Exception as exc:
+        logger.debug("no onnxruntime: %s", exc)
+        return None
+
+
+def capabilities() -> dict[str, Any]:
+    """The capability fields (``CAPABILITY_FIELDS``): one boolean per recorded CPU flag, then each runtime's.
+
+    A library that is missing gives None for its fields, never an error.
+    """
+    flags = _cpu_flags()
+    caps: dict[str, Any] = {CPU_HAS_PREFIX + f: f in flags for f in RECORDED_FLAGS}
+    level, engines = _torch_capabilities()
+    caps.update(
+        {
+            "env_bf16_native": supports_bf16(),
+            "env_int8_vnni": supports_int8_vnni(),
+            "env_torch_cpu_capability": level,
+            "env_torch_quantized_engines": engines,
+            "env_ct2_compute_types": _joined(ct2_compute_types()),
+            "env_ort_providers": _joined(ort_providers(), sort=False),  # in ONNX Runtime's priority order
+            "env_cxx_compiler": cxx_compiler(),
+        }
+    )
+    return caps
+
+
 @functools.lru_cache(maxsize=1)
 def _collect() -> dict[str, Any]:
     physical, logical = _cores()
@@ -210,6 +304,7 @@ def _collect() -> dict[str, Any]:
         "env_cores_logical": logical,
         "env_cores_available": _cores_available(),
         "env_cpu_flags": ",".join(f for f in RECORDED_FLAGS if f in flags),
+        **capabilities(),
         "env_memory_gb": _memory_gb(),
         "env_os": platform.platform(),
         "env_python": platform.python_version(),
@@ -235,3 +330,105 @@ def collect_environment() -> dict[str, Any]:
     env = dict(_collect())
     env["env_torch_threads"] = _torch_threads()
     return env
+
+
+def _missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, as pandas fills a field an older record lacks
+    except TypeError:  # pd.NA
+        return True
+
+
+def _yes_no(value: object) -> str:
+    return "?" if _missing(value) else ("yes" if bool(value) else "no")
+
+
+def _flags_text(caps: Mapping[str, Any], flags: tuple[str, ...]) -> str:
+    return " / ".join(_yes_no(caps.get(CPU_HAS_PREFIX + f)) for f in flags)
+
+
+def _listed(value: object) -> list[str] | None:
+    return None if _missing(value) else [v for v in str(value).split(",") if v]
+
+
+def _ct2_text(caps: Mapping[str, Any]) -> str:
+    types, version = _listed(caps.get("env_ct2_compute_types")), caps.get("env_ctranslate2")
+    if types is None:
+        return "not installed" if _missing(version) else f"{version}: fails to load here"
+    head = f"{version}: " if not _missing(version) else ""
+    has = ", ".join(f"{t} {'yes' if t in types else 'no'}" for t in ("int8", "int16", "bfloat16"))
+    return f"{head}{has} (all: {', '.join(types) or 'none'})"
+
+
+def _ort_text(caps: Mapping[str, Any]) -> str:
+    providers = _listed(caps.get("env_ort_providers"))
+    if providers is None:
+        return "not installed"
+    version = caps.get("env_onnxruntime")
+    head = f"{version}: " if not _missing(version) else ""
+    return f"{head}{', '.join(providers)}"
+
+
+def _torch_text(caps: Mapping[str, Any]) -> str:
+    level, engines = caps.get("env_torch_cpu_capability"), _listed(caps.get("env_torch_quantized_engines"))
+    if _missing(level) and engines is None:
+        return "not installed"
+    version = caps.get("env_torch")
+    head = f"{version}: " if not _missing(version) else ""
+    kernels = "?" if _missing(level) else level
+    return f"{head}kernels {kernels}; int8 engines {', '.join(engines or []) or 'none'}"
+
+
+def _capability_rows(caps: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(capability, value) rows of one machine, for the summary's table."""
+    compiler = caps.get("env_cxx_compiler")
+    return [
+        ("AMX tile / int8 / bf16", _flags_text(caps, ("amx_tile", "amx_int8", "amx_bf16"))),
+        ("AVX2 / AVX-512F / AVX-512-BF16", _flags_text(caps, ("avx2", "avx512f", "avx512_bf16"))),
+        ("VNNI: AVX-512 / AVX", _flags_text(caps, ("avx512_vnni", "avx_vnni"))),
+        (
+            "native bf16 / int8 dot products",
+            f"{_yes_no(caps.get('env_bf16_native'))} / {_yes_no(caps.get('env_int8_vnni'))}",
+        ),
+        ("PyTorch", _torch_text(caps)),
+        ("CTranslate2", _ct2_text(caps)),
+        ("ONNX Runtime", _ort_text(caps)),
+        ("C++ compiler (pt2e)", "none" if _missing(compiler) else str(compiler)),
+    ]
+
+
+def capabilities_markdown(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Markdown lines: a small table of what this CPU and each runtime can do, for summary.md's Environment.
+
+    One column per distinct set of capabilities among ``records`` (rows of records, as dicts); nothing
+    when no record carries the capability fields (runs recorded before they existed).
+    """
+    shown = (*CAPABILITY_FIELDS, "env_cpu_model", "env_torch", "env_ctranslate2", "env_onnxruntime")
+    machines: list[dict[str, Any]] = []
+    for record in records:
+        if all(_missing(record.get(f)) for f in CAPABILITY_FIELDS):
+            continue
+        caps = {f: record.get(f) for f in shown}
+        if caps not in machines:
+            machines.append(caps)
+    if not machines:
+        return []
+    if len(machines) == 1:
+        headers = ["capability", "this run's machine"]
+    else:
+        headers = ["capability"] + [
+            f"{i}: {'?' if _missing(m['env_cpu_model']) else m['env_cpu_model']}"
+            for i, m in enumerate(machines, 1)
+        ]
+    lines = [
+        "Capabilities that decide which methods run here and which pay off:",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+    ]
+    columns = [_capability_rows(m) for m in machines]
+    for i, (name, _) in enumerate(columns[0]):
+        lines.append("| " + " | ".join([name] + [rows[i][1] for rows in columns]) + " |")
+    return lines + [""]

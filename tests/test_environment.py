@@ -1,19 +1,25 @@
-"""Environment: the fields every record carries, CPU feature checks and the git commit."""
+"""Environment: the fields every record carries, CPU feature checks, runtime capabilities and the git commit."""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from accelbench import __version__, environment
 from accelbench.environment import (
+    CAPABILITY_FIELDS,
     RECORDED_FLAGS,
+    capabilities,
+    capabilities_markdown,
     collect_environment,
     cpu_flags,
     cpu_supports,
+    ct2_compute_types,
     git_commit,
     supports_bf16,
     supports_int8_vnni,
@@ -37,6 +43,7 @@ EXPECTED_KEYS = {
     "env_torch_threads",
     "env_git_commit",
     "env_hostname",
+    *CAPABILITY_FIELDS,
 }
 
 
@@ -187,3 +194,128 @@ def test_git_commit_none_when_package_is_ignored(tmp_path: Path, monkeypatch: py
     _git(repo, "add", ".gitignore")
     _git(repo, "commit", "-q", "-m", "init")
     assert git_commit(pkg) is None
+
+
+def _fake_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flags: str) -> None:
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(environment, "PROC_CPUINFO", fake)
+    monkeypatch.setattr(environment, "_is_x86", lambda: True)
+    environment._cpu_flags.cache_clear()
+
+
+def test_capability_booleans_follow_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    try:
+        _fake_cpu(monkeypatch, tmp_path, "fpu avx2 fma")
+        caps = capabilities()
+        assert caps["env_cpu_has_avx2"] is True and caps["env_cpu_has_fma"] is True
+        assert not any(
+            caps[f"env_cpu_has_{f}"] for f in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+        )
+        assert caps["env_bf16_native"] is False and caps["env_int8_vnni"] is False
+
+        _fake_cpu(monkeypatch, tmp_path, "avx2 avx512f avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16")
+        caps = capabilities()
+        assert all(caps[f"env_cpu_has_{f}"] for f in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_int8"))
+        assert caps["env_cpu_has_avx_vnni"] is False
+        assert caps["env_bf16_native"] is True and caps["env_int8_vnni"] is True
+    finally:
+        environment._cpu_flags.cache_clear()
+
+
+def test_collected_capabilities_match_this_machine() -> None:
+    env = collect_environment()
+    assert set(CAPABILITY_FIELDS) <= set(env)
+    for flag in RECORDED_FLAGS:
+        assert env[f"env_cpu_has_{flag}"] is cpu_supports(flag)
+    assert env["env_bf16_native"] is supports_bf16()
+    assert env["env_int8_vnni"] is supports_int8_vnni()
+    types = ct2_compute_types()
+    if types is None:
+        assert env["env_ct2_compute_types"] is None
+    else:
+        assert "float32" in types and set(env["env_ct2_compute_types"].split(",")) == types
+
+
+def test_ct2_compute_types_are_ctranslate2s() -> None:
+    ct2 = pytest.importorskip("ctranslate2")
+    assert ct2_compute_types() == set(ct2.get_supported_compute_types("cpu"))
+
+
+def test_missing_libraries_are_reported_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("ctranslate2", "onnxruntime"):
+        monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", "")
+    caps = capabilities()
+    assert ct2_compute_types() is None and environment.ort_providers() is None
+    assert caps["env_ct2_compute_types"] is None and caps["env_ort_providers"] is None
+    assert caps["env_cxx_compiler"] is None
+    table = "\n".join(capabilities_markdown([caps]))
+    assert "| CTranslate2 | not installed |" in table
+    assert "| ONNX Runtime | not installed |" in table
+    assert "| C++ compiler (pt2e) | none |" in table
+
+
+def test_cxx_compiler_honours_cxx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    compiler = tmp_path / "my-c++"
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    assert environment.cxx_compiler() == str(compiler)
+    monkeypatch.setenv("CXX", str(tmp_path / "absent"))
+    assert environment.cxx_compiler() is None
+
+
+AMX_MACHINE = {
+    "env_cpu_model": "Intel Xeon",
+    **{f"env_cpu_has_{f}": True for f in RECORDED_FLAGS},
+    "env_cpu_has_avx_vnni": False,
+    "env_bf16_native": True,
+    "env_int8_vnni": True,
+    "env_torch": "2.13.0+cpu",
+    "env_torch_cpu_capability": "AVX512",
+    "env_torch_quantized_engines": "onednn,x86",
+    "env_ctranslate2": "4.8.5",
+    "env_ct2_compute_types": "bfloat16,float32,int16,int8",
+    "env_onnxruntime": "1.32.0",
+    "env_ort_providers": "CPUExecutionProvider",
+    "env_cxx_compiler": "/usr/bin/g++",
+}
+
+
+def _table(lines: list[str]) -> dict[str, list[str]]:
+    rows = [line.strip("|").split(" | ") for line in lines if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+def test_capabilities_markdown_one_machine() -> None:
+    lines = capabilities_markdown([AMX_MACHINE, dict(AMX_MACHINE)])  # the same machine twice: one column
+    table = _table(lines)
+    assert table["capability"] == ["this run's machine"]
+    assert table["AMX tile / int8 / bf16"] == ["yes / yes / yes"]
+    assert table["VNNI: AVX-512 / AVX"] == ["yes / no"]
+    assert table["native bf16 / int8 dot products"] == ["yes / yes"]
+    assert table["CTranslate2"] == [
+        "4.8.5: int8 yes, int16 yes, bfloat16 yes (all: bfloat16, float32, int16, int8)"
+    ]
+    assert table["ONNX Runtime"] == ["1.32.0: CPUExecutionProvider"]
+    assert table["PyTorch"] == ["2.13.0+cpu: kernels AVX512; int8 engines onednn, x86"]
+    assert table["C++ compiler (pt2e)"] == ["/usr/bin/g++"]
+
+
+def test_capabilities_markdown_two_machines_and_old_records() -> None:
+    amd = AMX_MACHINE | {
+        "env_cpu_model": "AMD EPYC",
+        "env_cpu_has_amx_tile": False,
+        "env_cpu_has_amx_int8": False,
+        "env_cpu_has_amx_bf16": math.nan,  # as pandas fills a field one record lacks
+        "env_ct2_compute_types": "float32,int8,int8_float32",
+    }
+    old = {"env_cpu_model": "Old", "env_torch": "2.4.0"}  # recorded before capabilities existed
+    table = _table(capabilities_markdown([AMX_MACHINE, old, amd]))
+    assert table["capability"] == ["1: Intel Xeon", "2: AMD EPYC"]
+    assert table["AMX tile / int8 / bf16"] == ["yes / yes / yes", "no / no / ?"]
+    assert table["CTranslate2"][1].startswith("4.8.5: int8 yes, int16 no, bfloat16 no")
+    assert capabilities_markdown([old]) == []
+    assert capabilities_markdown([]) == []
