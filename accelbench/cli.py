@@ -29,7 +29,7 @@ from .environment import collect_environment
 from .exceptions import AccelbenchError
 from .methods import get_method, list_methods
 from .models import MODELS, resolve_model
-from .suite import run_suite
+from .suite import run_suite, time_breakdown
 from .tasks import TASKS
 from .training import ensure_trained
 
@@ -60,6 +60,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  {'ok    ' if r.ok else 'FAILED'} {r.seconds:6.0f} s  {r.output.name}"
             + (f"  ({r.error})" if r.error else "")
         )
+    print(f"where the time went ({result.seconds / 60:.1f} min):")
+    for part, sec in time_breakdown(result):
+        print(f"  {sec:6.0f} s  {part}")
     if result.failed:
         print(
             f"{len(result.failed)} notebook(s) failed; the others ran and their records are kept.",
