@@ -272,7 +272,8 @@ def _build(b: _Built, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettin
     b.quality = {
         **metrics, "metric_name": primary, "metric": metrics[primary],
         "metric_ci_low": metrics[f"{primary}_ci_low"], "metric_ci_high": metrics[f"{primary}_ci_high"],
-        **paired_delta(task.kind, primary, preds, base["predictions"], refs, n_bootstrap=s.n_bootstrap, seed=s.seed),
+        **(paired_delta(task.kind, primary, preds, base["predictions"], refs, n_bootstrap=s.n_bootstrap, seed=s.seed)
+           if method.label != BASELINE_METHOD else {"metric_delta": 0.0}),
         "agreement": agreement(preds, base["predictions"]),
         "n_eval": len(texts), "runtime": v.runtime, "dtype": v.dtype, "size_mb": round(v.size_mb, 2),
         "variant_rss_mb": round(_rss_mb() - rss0, 1),

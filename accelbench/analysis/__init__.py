@@ -1,12 +1,13 @@
 """Reading results: Pareto frontiers, the deployment recommendation, summary.md and the notebooks' plots."""
 
 # Layering: these modules import only accelbench.exceptions, .registry, .records and each other
-# (selection -> objectives -> frontier -> recommend -> frontier_plot -> summary), never the code that
-# measures. Every reader sees the same rows: records.current_records.
+# (formatting; selection -> objectives -> frontier -> comparison -> recommend -> frontier_plot -> summary),
+# never the code that measures. Every reader sees the same rows: records.current_records.
 
 from __future__ import annotations
 
 from . import plots
+from .comparison import Comparison, compare_leaders
 from .formatting import display_metric_name, format_metric, format_ratio
 from .frontier import (
     available_objectives,
@@ -35,6 +36,7 @@ from .recommend import (
 )
 from .selection import NOT_RUN_STATUSES, ok_mask, task_records
 from .summary import markdown_table, read_run, summary_markdown, write_summary
+from .time_spent import time_spent
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -42,10 +44,12 @@ __all__ = [
     "DEFAULT_OBJECTIVE",
     "NOT_RUN_STATUSES",
     "OBJECTIVES",
+    "Comparison",
     "Objective",
     "Recommendation",
     "available_objectives",
     "check_fraction",
+    "compare_leaders",
     "display_metric_name",
     "format_metric",
     "format_ratio",
@@ -67,5 +71,6 @@ __all__ = [
     "register_objective",
     "summary_markdown",
     "task_records",
+    "time_spent",
     "write_summary",
 ]

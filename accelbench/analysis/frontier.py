@@ -9,13 +9,31 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ConfigError, DataError
+from .formatting import row_interval
 from .objectives import DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, OBJECTIVES, Objective, get_objective
 from .selection import require_columns, task_records
 
 logger = logging.getLogger(__name__)
 
-QUALITY_COLUMNS = ("metric_name", "metric", "metric_ci_low", "metric_ci_high", "metric_delta", "agreement")
+# The paired test of a variant's metric against its model's fp32 (absent from older records).
+DELTA_TEST_COLUMNS = (
+    "metric_delta_ci_low",
+    "metric_delta_ci_high",
+    "metric_delta_p",
+    "metric_delta_test",
+    "metric_delta_significant",
+)
+# Per variant, the same on each of its rows.
+QUALITY_COLUMNS = (
+    "metric_name", "metric", "metric_ci_low", "metric_ci_high", "metric_delta", "agreement", *DELTA_TEST_COLUMNS,
+)  # fmt: skip
+COST_CI_COLUMNS = ("cost_ci_low", "cost_ci_high")  # a frontier table's copy of the objective's ci_columns
 FRONTIER_COLUMNS = ("variant", "model", "method", "metric_name", "metric", "metric_ci_low", "metric_ci_high")
+# Copied into a frontier table when the records hold them (repeated rounds, paired speed-ups, delta tests).
+OPTIONAL_COLUMNS = (
+    "repeats", "speed_ci_level", "speedup_vs_fp32", "speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high",
+    "speedup_paired", "metric_delta", *DELTA_TEST_COLUMNS,
+)  # fmt: skip
 
 
 def pareto_mask(
@@ -136,6 +154,11 @@ def available_objectives(
     return [o.name for o in objs if objective_rows_or_none(records, task, o, batch_size) is not None]
 
 
+def cost_interval(row: pd.Series) -> tuple[float, float] | None:
+    """The (low, high) interval of a frontier table row's cost; None when the records hold none."""
+    return row_interval(row, COST_CI_COLUMNS)
+
+
 def _sort_fastest_first(frame: pd.DataFrame, obj: Objective) -> pd.DataFrame:
     return frame.sort_values(
         ["cost", "metric", "variant"], ascending=[not obj.higher_is_better, False, True], kind="stable"
@@ -149,7 +172,10 @@ def frontier_table(rows: pd.DataFrame, objective: str | Objective) -> pd.DataFra
     columns[obj.column] = rows[obj.column]
     columns["size_mb"] = rows["size_mb"] if "size_mb" in rows.columns else np.nan
     columns["cost"] = rows[obj.column].astype(float)
+    for end, source in zip(COST_CI_COLUMNS, obj.ci_columns or (None, None), strict=True):
+        columns[end] = rows[source].astype(float) if source in rows.columns else np.nan
     columns["batch_size"] = rows["batch_size"] if "batch_size" in rows.columns else np.nan
+    columns.update({c: rows[c] for c in OPTIONAL_COLUMNS if c in rows.columns})
     table = pd.DataFrame(columns, index=rows.index)
     table["on_frontier"] = pareto_mask(table[["cost", "metric"]], [obj.higher_is_better, True])
     return _sort_fastest_first(table, obj)
@@ -165,17 +191,23 @@ def frontier(
 
     Columns: variant, model, method, metric_name, metric, metric_ci_low, metric_ci_high, the
     objective's column (latency_ms_p90 / throughput / size_mb), size_mb, ``cost`` (a copy of the
-    objective's column, so callers need not know its name), batch_size (of the row the cost came from;
-    NaN for size) and on_frontier. Sorted by cost, best (fastest) first.
+    objective's column, so callers need not know its name), cost_ci_low / cost_ci_high (the cost's interval
+    over the repeated rounds; NaN when not recorded), batch_size (of the row the cost came from; NaN for
+    size) and on_frontier; and, where the records hold them, OPTIONAL_COLUMNS (repeats, the paired
+    speed-up against the model's fp32, the metric delta's paired test). Sorted by cost, best first.
     """
     obj = get_objective(objective)
     return frontier_table(objective_rows(records, task, obj, batch_size), obj)
 
 
 __all__ = [
+    "DELTA_TEST_COLUMNS",
     "FRONTIER_COLUMNS",
+    "OPTIONAL_COLUMNS",
     "QUALITY_COLUMNS",
+    "COST_CI_COLUMNS",
     "available_objectives",
+    "cost_interval",
     "frontier",
     "frontier_table",
     "objective_rows",

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..exceptions import ConfigError, DataError
-from .formatting import display_metric_name, format_metric, fraction_text
+from ..records import BASELINE_METHOD
+from .formatting import (
+    SIGNIFICANCE_NOTE,
+    SIGNIFICANT_MARK,
+    delta_label,
+    display_metric_name,
+    format_metric,
+    fraction_text,
+    row_float,
+)
 from .frontier import frontier
 from .labels import LABEL_FONT_SIZE, place_labels
 from .objectives import DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
@@ -35,6 +44,36 @@ def _new_figure(n_axes: int) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(FIGURE_WIDTH_IN * n_axes, FIGURE_HEIGHT_IN), layout="constrained")
     axes = fig.subplots(1, n_axes, squeeze=False)[0]
     return fig, list(axes)
+
+
+CI = ("metric_ci_low", "metric_ci_high")
+
+
+def _error(row: pd.Series, value: str, low: str, high: str) -> list[list[float]] | None:
+    """Matplotlib's asymmetric error [[below], [above]] of ``value`` from its interval; None without one."""
+    centre, lo, hi = row_float(row, value), row_float(row, low), row_float(row, high)
+    if any(pd.isna(v) for v in (centre, lo, hi)):
+        return None
+    return [[max(centre - lo, 0.0)], [max(hi - centre, 0.0)]]
+
+
+def _point_label(row: pd.Series) -> str:
+    """'m:dynamic-int8 (+0.24 BLEU n.s.)': the variant and, where tested, its metric change against fp32."""
+    marker = delta_label(row)
+    return (
+        f"{row['variant']} ({marker})"
+        if marker and row.get("method") != BASELINE_METHOD
+        else str(row["variant"])
+    )
+
+
+def _speed_bars_note(table: pd.DataFrame) -> str:
+    """The legend's line for the horizontal bars: what interval, over how many rounds."""
+    rounds = table["repeats"].dropna().unique() if "repeats" in table.columns else []
+    levels = table["speed_ci_level"].dropna().unique() if "speed_ci_level" in table.columns else []
+    level = f"{100 * float(levels[0]):.3g}% " if len(levels) == 1 else ""
+    over = f" over {int(rounds[0])} rounds" if len(rounds) == 1 else " over the rounds"
+    return f"horizontal bars: {level}interval of the median{over}"
 
 
 def _draw_recommendation(
@@ -83,14 +122,15 @@ def _draw_frontier(
     )
 
     by_x = table.sort_values("cost", kind="stable").reset_index(drop=True)
+    speed_bars = False
     for _, row in by_x.iterrows():
         x, y = float(row["cost"]), float(row["metric"])
         c = colour.get(str(row["model"]), "grey")
         is_base = rec is not None and row["variant"] == rec.baseline
-        low, high = row["metric_ci_low"], row["metric_ci_high"]
-        if pd.notna(low) and pd.notna(high):
-            yerr = [[max(y - low, 0.0)], [max(high - y, 0.0)]]
-            ax.errorbar([x], [y], yerr=yerr, fmt="none", ecolor=c, alpha=0.6, lw=1)
+        xerr, yerr = _error(row, "cost", "cost_ci_low", "cost_ci_high"), _error(row, "metric", *CI)
+        if xerr is not None or yerr is not None:
+            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor=c, alpha=0.6, lw=1)
+            speed_bars = speed_bars or xerr is not None
         ax.scatter(
             [x],
             [y],
@@ -114,8 +154,13 @@ def _draw_frontier(
         handles += [Line2D([], [], color=colour[m], marker="o", ls="none", label=m) for m in models]
     if rec is not None:
         handles += _draw_recommendation(ax, table, rec, metric_name, fraction)
+    labels = [_point_label(row) for _, row in by_x.iterrows()]
+    if speed_bars:
+        handles.append(Line2D([], [], ls="none", label=_speed_bars_note(by_x)))
+    if any(label.endswith(SIGNIFICANT_MARK + ")") for label in labels):
+        handles.append(Line2D([], [], ls="none", label=SIGNIFICANCE_NOTE))
     ax.margins(x=0.12, y=0.12)
-    place_labels(ax, by_x["cost"].to_numpy(float), by_x["metric"].to_numpy(float), list(by_x["variant"]))
+    place_labels(ax, by_x["cost"].to_numpy(float), by_x["metric"].to_numpy(float), labels)
     ax.legend(handles=handles, fontsize=LABEL_FONT_SIZE, loc="best", framealpha=0.8)
 
     better = "higher" if obj.higher_is_better else "lower"
@@ -138,7 +183,9 @@ def plot_frontier(
     """Scatter metric against cost for every ok variant, with the frontier, floor and recommendation.
 
     Each variant is one scatter point (baseline as a star), so a reader can see how much quality each
-    speed-up costs. Without an fp32 baseline the floor and recommendation are left out (logged).
+    speed-up costs. Vertical bars are the metric's 95% interval, horizontal bars the cost's interval over
+    the benchmark's rounds (where recorded); a label ends with the metric's change against the model's fp32
+    and its significance (``*``: p < 0.05, paired test) where the records hold that test. Without an fp32 baseline the floor and recommendation are left out (logged).
     Draws into ``ax`` when given, else onto a new Figure that is not registered with pyplot.
     """
     fraction = check_fraction(fraction)

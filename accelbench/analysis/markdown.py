@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .formatting import MISSING, format_metric
+from ..records import BASELINE_METHOD
+from .formatting import MISSING, NOT_SIGNIFICANT_MARK, SIGNIFICANT_MARK, delta_significance, format_metric
 
 
 def is_missing(value: object) -> bool:
@@ -69,6 +70,46 @@ def fmt_delta(value: object, metric_name: object) -> str:
         return MISSING
     text = format_metric(float(value), metric_name if isinstance(metric_name, str) else None)
     return text if text.startswith("-") else f"+{text}"
+
+
+def fmt_interval(row: pd.Series | dict, column: str, pattern: str) -> str:
+    """' [4.8–5.3]': the interval of ``column`` held in ``<column>_ci_low/_ci_high``; '' when not recorded."""
+    low, high = to_float(row.get(f"{column}_ci_low")), to_float(row.get(f"{column}_ci_high"))
+    if math.isnan(low) or math.isnan(high):
+        return ""
+    return f" [{pattern.format(low)}–{pattern.format(high)}]"
+
+
+def fmt_delta_test(row: pd.Series | dict) -> str:
+    """'-0.025* [-0.040, -0.010]' or '+0.24 n.s. [-1.06, +1.52]': the delta and, where tested, its verdict."""
+    name = row.get("metric_name")
+    name = name if isinstance(name, str) else None
+    text = fmt_delta(row.get("metric_delta"), name)
+    significant = delta_significance(row)
+    if text == MISSING or significant is None or row.get("method") == BASELINE_METHOD:
+        return text
+    text += SIGNIFICANT_MARK if significant else f" {NOT_SIGNIFICANT_MARK}"
+    low, high = to_float(row.get("metric_delta_ci_low")), to_float(row.get("metric_delta_ci_high"))
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" [{fmt_delta(low, name)}, {fmt_delta(high, name)}]"
+    return text
+
+
+def fmt_speedup(ratio: float, interval: tuple[float, float] | None = None, mark: str = "") -> str:
+    """'2.67x [2.51–2.80]'; ``mark`` flags a ratio that is not paired."""
+    if math.isnan(ratio):
+        return MISSING
+    text = f"{ratio:.2f}x"
+    if interval is not None:
+        text += f" [{interval[0]:.2f}–{interval[1]:.2f}]"
+    return text + mark
+
+
+def fmt_seconds(value: object) -> str:
+    """Seconds: whole above 10 s, one decimal below."""
+    if is_missing(value):
+        return MISSING
+    return f"{float(value):.0f}" if abs(float(value)) >= 10 else f"{float(value):.1f}"
 
 
 def fmt_share(value: object) -> str:

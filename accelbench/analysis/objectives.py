@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..registry import Registry
+from .formatting import row_interval
 from .selection import require_columns
 
 logger = logging.getLogger(__name__)
@@ -69,9 +70,15 @@ class Objective:
     """How to read one cost from the records: which rows, which column, and which direction is better.
 
     ``phrase`` and ``phrase_worse`` render the comparison in recommendation sentences (the latter when
-    the chosen variant is worse than the baseline, which only an absolute floor can cause); they may use
-    {ratio}, {baseline}, {chosen_cost}, {baseline_cost} and {batch}. ``measured_by`` names what records
-    the cost, for the sentence that says a run has no measurement of it.
+    the chosen variant is worse than the baseline: an absolute floor, or a slower variant preferred over an
+    indistinguishable faster one); they may use {ratio}, {ratio_ci} (' [1.9–2.2]' or ''), {baseline},
+    {chosen_cost}, {baseline_cost} and {batch}. ``measured_by`` names what records the cost, for the
+    sentence that says a run has no measurement of it.
+
+    ``ci_columns`` name the (low, high) interval of the cost in a record (the repeated rounds' interval of
+    the median; empty when the cost has none, as size), ``noun`` and ``unit`` word it ("throughput at batch
+    {batch}", "samples/s"). ``speedup_columns`` name the record's paired speed-up against the model's own
+    fp32 (value, low, high) where that is the same ratio as ``speedup`` (throughput, not p90 latency).
     """
 
     name: str
@@ -83,6 +90,10 @@ class Objective:
     phrase_worse: str
     cost_format: str = "{:.1f}"
     measured_by: str = "the benchmark"
+    ci_columns: tuple[str, ...] = ()
+    noun: str = ""
+    unit: str = ""
+    speedup_columns: tuple[str, ...] = ()
 
     def axis_label(self, batch_size: int = DEFAULT_BATCH_SIZE) -> str:
         """The x-axis label, with the batch size filled in where it matters."""
@@ -96,6 +107,29 @@ class Objective:
         if not denominator or math.isnan(numerator) or math.isnan(denominator):
             return math.nan
         return float(numerator) / float(denominator)
+
+    def speedup_interval(
+        self, baseline_ci: tuple[float, float] | None, chosen_ci: tuple[float, float] | None
+    ) -> tuple[float, float] | None:
+        """A conservative interval of ``speedup`` from the two costs' own intervals (unpaired measurements).
+
+        Its ends pair the far ends of the two intervals, so it covers at least what both intervals cover
+        together; None when either is missing or an end is not positive.
+        """
+        if baseline_ci is None or chosen_ci is None or min(*baseline_ci, *chosen_ci) <= 0:
+            return None
+        (b_lo, b_hi), (c_lo, c_hi) = baseline_ci, chosen_ci
+        if self.higher_is_better:
+            return c_lo / b_hi, c_hi / b_lo
+        return b_lo / c_hi, b_hi / c_lo
+
+    def interval(self, row: pd.Series | dict) -> tuple[float, float] | None:
+        """The (low, high) interval of this cost in a record or frontier row; None when not recorded."""
+        return row_interval(row, self.ci_columns)
+
+    def describe(self, batch_size: int | str = DEFAULT_BATCH_SIZE) -> str:
+        """What is compared, for sentences: 'p90 latency', 'throughput at batch 32'."""
+        return (self.noun or self.name).format(batch=batch_size, batch_size=batch_size)
 
     def missing_text(self) -> str:
         """What summary.md and notebook 04 say when a run has no measurement of this objective."""
@@ -127,6 +161,9 @@ register_objective(
         phrase="{ratio}x faster than {baseline} (p90 latency {chosen_cost} ms vs {baseline_cost} ms)",
         phrase_worse="{ratio}x slower than {baseline} (p90 latency {chosen_cost} ms vs {baseline_cost} ms)",
         measured_by="the real-time (batch 1) scenario",
+        ci_columns=("latency_ms_p90_ci_low", "latency_ms_p90_ci_high"),
+        noun="p90 latency",
+        unit="ms",
     )
 )
 register_objective(
@@ -136,11 +173,16 @@ register_objective(
         higher_is_better=True,
         label="throughput at batch {batch_size} (samples/s)",
         select=_select_throughput,
-        phrase="{ratio}x the throughput of {baseline} at batch {batch} ({chosen_cost} vs {baseline_cost} samples/s)",
-        phrase_worse="{ratio}x the throughput of {baseline} at batch {batch} "
+        phrase="{ratio}x{ratio_ci} the throughput of {baseline} at batch {batch} "
+        "({chosen_cost} vs {baseline_cost} samples/s)",
+        phrase_worse="{ratio}x{ratio_ci} the throughput of {baseline} at batch {batch} "
         "({chosen_cost} vs {baseline_cost} samples/s)",
         cost_format="{:.0f}",
         measured_by="the batch scenario",
+        ci_columns=("throughput_ci_low", "throughput_ci_high"),
+        noun="throughput at batch {batch}",
+        unit="samples/s",
+        speedup_columns=("speedup_vs_fp32", "speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high"),
     )
 )
 register_objective(
@@ -153,6 +195,8 @@ register_objective(
         phrase="{ratio}x smaller than {baseline} ({chosen_cost} MB vs {baseline_cost} MB)",
         phrase_worse="{ratio}x larger than {baseline} ({chosen_cost} MB vs {baseline_cost} MB)",
         measured_by="the size measurement",
+        noun="size",
+        unit="MB",
     )
 )
 

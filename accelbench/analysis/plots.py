@@ -29,6 +29,20 @@ def _ok(records: pd.DataFrame) -> pd.DataFrame:
     return records[records["status"] == OK_STATUS] if "status" in records else records
 
 
+def _yerr(df: pd.DataFrame, column: str) -> np.ndarray | None:
+    """Error bars [[below], [above]] of ``column`` from its ``_ci_low``/``_ci_high`` columns; None when absent.
+
+    Older records have no intervals; rows without one get zero-length bars.
+    """
+    low, high = f"{column}_ci_low", f"{column}_ci_high"
+    if low not in df.columns or high not in df.columns or not (df[low].notna() & df[high].notna()).any():
+        return None
+    value = df[column].astype(float)
+    below = (value - df[low].astype(float)).clip(lower=0).fillna(0.0)
+    above = (df[high].astype(float) - value).clip(lower=0).fillna(0.0)
+    return np.vstack([below.to_numpy(), above.to_numpy()])
+
+
 def training_curve(info: dict) -> Figure | None:
     """Smoothed training loss against step, from a checkpoint's ``accelbench.json`` (None when absent)."""
     log = (info or {}).get("training", {})
@@ -60,14 +74,14 @@ def length_histogram(tokenizer, texts: list[str], max_length: int = 128) -> Figu
 
 
 def throughput_vs_batch(records: pd.DataFrame) -> Figure:
-    """Batch-inference throughput against batch size, one line per variant and padding."""
+    """Batch-inference throughput against batch size, one line per variant and padding (bars: its interval)."""
     df = _ok(records)
     df = df[df["scenario"] == "batch"]
     fig, (ax,) = _fig()
     for (variant, padding), g in df.groupby(["variant", "padding"], sort=False):
         g = g.sort_values("batch_size")
-        ax.plot(g["batch_size"], g["throughput"], marker="o", ls="-" if padding == "dynamic" else "--",
-                label=f"{variant} ({padding})")  # fmt: skip
+        ax.errorbar(g["batch_size"], g["throughput"], yerr=_yerr(g, "throughput"), marker="o", capsize=2,
+                    ls="-" if padding == "dynamic" else "--", label=f"{variant} ({padding})")  # fmt: skip
     ax.set(xscale="log", xlabel="batch size", ylabel="throughput (samples/s)", title="batch inference")
     ax.set_xticks(
         sorted(df["batch_size"].unique()), labels=[str(b) for b in sorted(df["batch_size"].unique())]
@@ -78,14 +92,14 @@ def throughput_vs_batch(records: pd.DataFrame) -> Figure:
 
 
 def latency_bars(records: pd.DataFrame) -> Figure:
-    """Real-time latency percentiles (p50, p90, p99) per variant."""
+    """Real-time latency percentiles (p50, p90, p99) per variant, with their intervals where recorded."""
     df = _ok(records)
     df = df[df["scenario"] == "realtime"].drop_duplicates("variant", keep="last")
     fig, (ax,) = _fig()
     qs = ["latency_ms_p50", "latency_ms_p90", "latency_ms_p99"]
     x = np.arange(len(df))
     for i, q in enumerate(qs):
-        ax.bar(x + (i - 1) * 0.27, df[q], width=0.27, label=q.split("_")[-1])
+        ax.bar(x + (i - 1) * 0.27, df[q], width=0.27, yerr=_yerr(df, q), capsize=2, label=q.split("_")[-1])
     ax.set_xticks(x, labels=df["variant"], rotation=15, ha="right", fontsize=8)
     ax.set(ylabel="latency per request (ms)", title="real-time (batch 1) latency")
     ax.legend()
@@ -95,21 +109,36 @@ def latency_bars(records: pd.DataFrame) -> Figure:
 def speedup_and_quality(
     records: pd.DataFrame, baseline_method: str = BASELINE_METHOD, batch_size: int = 32
 ) -> Figure:
-    """Left: throughput relative to the baseline per batch size. Right: metric with its 95% interval."""
+    """Left: throughput relative to the baseline per batch size. Right: metric with its 95% interval.
+
+    Where the records hold ``speedup_vs_fp32`` (the median of per-round ratios against the model's own
+    fp32, measured in turns) it is drawn with its interval as error bars; older records fall back to the
+    ratio of the two throughputs.
+    """
     df = _ok(records)
     fig, (ax1, ax2) = _fig(2)
     batch = df[(df["scenario"] == "batch") & (df["padding"] == "dynamic")]
-    base = batch[batch["method"] == baseline_method].set_index("batch_size")["throughput"]
-    for method, g in batch.groupby("method", sort=False):
-        g = g.set_index("batch_size").sort_index()
-        ratio = g["throughput"] / base.reindex(g.index)
-        ax1.plot(ratio.index, ratio.values, marker="o", label=method)
+    if "model" not in batch.columns:
+        batch = batch.assign(model="")
+    # each model against its own fp32; one model (notebook 02) is labelled by method, several by variant
+    point = ["model", "batch_size"]
+    base = batch[batch["method"] == baseline_method].drop_duplicates(point, keep="last").set_index(point)
+    paired = "speedup_vs_fp32" in batch.columns and batch["speedup_vs_fp32"].notna().any()
+    label_by = "variant" if batch["model"].nunique() > 1 and "variant" in batch.columns else "method"
+    for label, g in batch.groupby(label_by, sort=False):
+        g = g.sort_values("batch_size")
+        if paired and g["speedup_vs_fp32"].notna().all():
+            ax1.errorbar(g["batch_size"], g["speedup_vs_fp32"], yerr=_yerr(g, "speedup_vs_fp32"), marker="o",
+                         capsize=3, label=label)  # fmt: skip
+        else:
+            fp32 = base["throughput"].reindex(pd.MultiIndex.from_frame(g[point])).to_numpy(dtype=float)
+            ax1.plot(g["batch_size"], g["throughput"].to_numpy(dtype=float) / fp32, marker="o", label=label)
     ax1.axhline(1, color="k", lw=0.8)
     ax1.set(
         xscale="log",
         xlabel="batch size",
         ylabel=f"throughput / {baseline_method}",
-        title="speed-up (same run)",
+        title="speed-up (paired over rounds, with interval)" if paired else "speed-up (same run)",
     )
     ax1.legend(fontsize=8)
     q = df.drop_duplicates("variant", keep="last")

@@ -9,8 +9,21 @@ import pandas as pd
 
 from ..exceptions import ConfigError, DataError, UnknownNameError
 from ..records import BASELINE_METHOD
-from .formatting import display_metric_name, format_metric, format_ratio, fraction_text, percent_text
-from .frontier import frontier, frontier_table, objective_rows_or_none
+from .comparison import Comparison, compare_leaders
+from .formatting import (
+    delta_significance,
+    display_metric_name,
+    format_interval,
+    format_metric,
+    format_p,
+    format_ratio,
+    fraction_text,
+    intervals_overlap,
+    percent_text,
+    row_float,
+    row_interval,
+)
+from .frontier import cost_interval, frontier, frontier_table, objective_rows_or_none
 from .objectives import DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
 
 DEFAULT_FRACTION = 0.99
@@ -24,6 +37,14 @@ class Recommendation:
     it is the variant with the highest metric (ties: the faster), i.e. the nearest miss; when only the
     baseline qualifies it is the highest-metric variant among those faster than the baseline (None if
     none is faster); when a faster variant is chosen it is None.
+
+    When a second variant meets the floor, ``runner_up`` names the one the choice was weighed against
+    (the next fastest; or the fastest, when it was passed over) and ``indistinguishable`` says whether
+    the records tell the two apart (``comparison.compare_leaders``: None without intervals); ``reason``
+    says why ``chosen`` won: "fastest", "smaller", "more accurate" or "faster point estimate".
+    ``speedup_ci`` and ``speedup_paired`` are set when the speed-up is the record's paired one against
+    the model's own fp32 (median of per-round ratios); ``delta_p``, ``delta_test`` and
+    ``delta_significant`` are the chosen variant's paired test of its metric against its own fp32.
     """
 
     task: str
@@ -44,6 +65,16 @@ class Recommendation:
     metric_name: str
     batch_size: int
     floor_is_absolute: bool
+    runner_up: str | None = None
+    indistinguishable: bool | None = None
+    reason: str | None = None
+    comparison: str = ""
+    chosen_cost_ci: tuple[float, float] | None = None
+    speedup_ci: tuple[float, float] | None = None
+    speedup_paired: bool | None = None
+    delta_p: float | None = None
+    delta_test: str | None = None
+    delta_significant: bool | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -63,6 +94,61 @@ def check_fraction(fraction: float) -> float:
     return value
 
 
+def _delta_phrase(row: pd.Series, metric_name: str) -> str:
+    """'its loss of 0.004 against m:fp32 is not significant (p=0.62, mcnemar-exact)'; '' without a test."""
+    significant = delta_significance(row)
+    delta = row_float(row, "metric_delta")
+    if significant is None or math.isnan(delta) or row.get("method") == BASELINE_METHOD:
+        return ""
+    kind = "loss" if delta < 0 else "gain" if delta > 0 else "difference"
+    test = row.get("metric_delta_test")
+    test_text = f", {test}" if isinstance(test, str) and test else ""
+    verdict = "significant" if significant else "not significant"
+    own = f"{row['model']}:{BASELINE_METHOD}" if pd.notna(row.get("model")) else BASELINE_METHOD
+    return (
+        f"its {kind} of {format_metric(abs(delta), metric_name)} against {own} is {verdict} "
+        f"({format_p(row_float(row, 'metric_delta_p'))}{test_text})"
+    )
+
+
+def _cost_text(row: pd.Series, obj: Objective) -> str:
+    """'312' or, with the record's interval, '312 [290, 330]'."""
+    interval = cost_interval(row)
+    cost = obj.cost_format.format(float(row["cost"]))
+    return f"{cost} {format_interval(*interval, obj.cost_format)}" if interval else cost
+
+
+def paired_speedup(
+    obj: Objective, chosen: pd.Series, base: pd.Series
+) -> tuple[float, tuple[float, float] | None, bool] | None:
+    """(value, interval, paired) of the record's speed-up of ``chosen`` against its own model's fp32.
+
+    None unless the objective has such a column (throughput), ``base`` is that model's fp32 and the record
+    holds the value; ``paired`` is False where the record says fp32 was measured in an earlier session.
+    """
+    if len(obj.speedup_columns) != 3 or base.get("method") != BASELINE_METHOD:
+        return None
+    if chosen.get("model") != base.get("model"):  # against a teacher: only the ratio of the two medians
+        return None
+    value = row_float(chosen, obj.speedup_columns[0])
+    if math.isnan(value):
+        return None
+    paired = chosen.get("speedup_paired")
+    paired = True if paired is None or isinstance(paired, str) or pd.isna(paired) else bool(paired)
+    return value, row_interval(chosen, obj.speedup_columns[1:]), paired
+
+
+def _gain_note(chosen: pd.Series, base: pd.Series, speedup_ci: tuple[float, float] | None) -> str:
+    """A sentence when the chosen variant's speed cannot be told from the baseline's; '' otherwise."""
+    if speedup_ci is not None:
+        within = speedup_ci[0] <= 1.0 <= speedup_ci[1]
+        why = "its paired speed-up interval includes 1"
+    else:
+        within = bool(intervals_overlap(cost_interval(chosen), cost_interval(base)))
+        why = "the intervals overlap"
+    return f" Its speed is not distinguishable from {base['variant']}'s ({why})." if within else ""
+
+
 def _ci_text(row: pd.Series, metric_name: str) -> str:
     low, high = row.get("metric_ci_low"), row.get("metric_ci_high")
     if low is None or high is None or pd.isna(low) or pd.isna(high):
@@ -70,12 +156,13 @@ def _ci_text(row: pd.Series, metric_name: str) -> str:
     return f" (95% CI {format_metric(low, metric_name)}-{format_metric(high, metric_name)})"
 
 
-def _batch_text(chosen_batch: float, baseline_batch: float) -> str:
+def _batch_text(chosen_batch: float, other_batch: float, other: str = "baseline at") -> str:
+    """'32', or '16 (baseline at 32)' when the two costs come from different batch sizes."""
     if pd.isna(chosen_batch):
         return "?"
-    if pd.isna(baseline_batch) or chosen_batch == baseline_batch:
+    if pd.isna(other_batch) or chosen_batch == other_batch:
         return f"{int(chosen_batch)}"
-    return f"{int(chosen_batch)} (baseline at {int(baseline_batch)})"
+    return f"{int(chosen_batch)} ({other} {int(other_batch)})"
 
 
 def _pick_baseline(table: pd.DataFrame, task: str, obj: Objective, baseline: str | None) -> pd.Series:
@@ -134,10 +221,18 @@ def recommend_from_frontier(
 
     qualifying = table[table["metric"] >= floor_value]  # table is sorted fastest first
     chosen = qualifying.iloc[0] if not qualifying.empty else None
+    versus: Comparison | None = None
+    if len(qualifying) > 1:
+        fastest, runner_up = qualifying.iloc[0], qualifying.iloc[1]
+        batch = _batch_text(fastest["batch_size"], runner_up["batch_size"], "vs")
+        versus = compare_leaders(fastest, runner_up, obj, metric_name, batch)
+        chosen = qualifying[qualifying["variant"] == versus.chosen].iloc[0]
+    # the baseline kept over a faster variant it cannot be told from: no "no faster variant" sentence
+    passed_over = versus is not None and versus.chosen != str(qualifying.iloc[0]["variant"])
     closest = None
     if chosen is None:
         candidates = table
-    elif chosen["variant"] == base["variant"]:
+    elif chosen["variant"] == base["variant"] and not passed_over:
         better = table["cost"] > base_cost if obj.higher_is_better else table["cost"] < base_cost
         candidates = table[better]
     else:
@@ -145,12 +240,15 @@ def recommend_from_frontier(
     if not candidates.empty and candidates["metric"].notna().any():
         closest = candidates.loc[candidates["metric"].idxmax()]
 
-    closest_text = (
-        f"; the closest is {closest['variant']} at {fmt(closest['metric'])} ({share(closest['metric'])} of the baseline)"
-        if closest is not None
-        else ""
-    )
-    speedup = None
+    closest_text = ""
+    if closest is not None:
+        delta = _delta_phrase(closest, metric_name)
+        closest_text = (
+            f"; the closest is {closest['variant']} at {fmt(closest['metric'])} ({share(closest['metric'])} "
+            f"of the baseline{'; ' + delta if delta else ''})"
+        )
+    comparison_text = f" {versus.text}" if versus is not None and versus.text else ""
+    speedup, speedup_ci, speedup_paired = None, None, None
     if chosen is None:
         baseline_note = f" ({base['variant']} has {fmt(base_metric)})" if absolute else ""
         text = f"No variant reaches {floor_text}{baseline_note}{closest_text}."
@@ -158,27 +256,38 @@ def recommend_from_frontier(
         speedup = 1.0
         if len(table) == 1:
             text = f"Deploy {base['variant']} (the baseline): it is the only variant measured for {obj.name}."
+        elif passed_over:
+            text = f"Deploy {base['variant']} (the baseline)."
         else:
             text = f"Deploy {base['variant']} (the baseline): no faster variant reaches {floor_text}{closest_text}."
+        text += comparison_text
     else:
         speedup = obj.speedup(base_cost, float(chosen["cost"]))
+        paired = paired_speedup(obj, chosen, base)
+        if paired is not None:
+            speedup, speedup_ci, speedup_paired = paired
         worse = not math.isnan(speedup) and speedup < 1.0
         ratio = 1.0 / speedup if worse and not obj.higher_is_better else speedup
         template = obj.phrase_worse if worse else obj.phrase
         gain = template.format(
             ratio=format_ratio(ratio),
+            ratio_ci=(f" {format_interval(*speedup_ci, '{:.2f}', '–')}" if speedup_ci else "")
+            + (" (not paired: fp32 from an earlier session)" if speedup_paired is False else ""),
             baseline=base["variant"],
-            chosen_cost=obj.cost_format.format(chosen["cost"]),
-            baseline_cost=obj.cost_format.format(base_cost),
+            chosen_cost=_cost_text(chosen, obj),
+            baseline_cost=_cost_text(base, obj),
             batch=_batch_text(chosen["batch_size"], base["batch_size"]),
         )
         floor_note = f", above the floor {fmt(floor_value)}" if absolute else ""
+        delta = _delta_phrase(chosen, metric_name)
         text = (
             f"Deploy {chosen['variant']}: {gain} with {shown_name} {fmt(chosen['metric'])}"
             f"{_ci_text(chosen, metric_name)}, {share(chosen['metric'])} of the baseline's {fmt(base_metric)}"
-            f"{floor_note}."
+            f"{floor_note}{'; ' + delta if delta else ''}.{_gain_note(chosen, base, speedup_ci)}{comparison_text}"
         )
 
+    delta_p = None if chosen is None else row_float(chosen, "metric_delta_p")
+    test = None if chosen is None else chosen.get("metric_delta_test")
     return Recommendation(
         task=task,
         objective=obj.name,
@@ -198,6 +307,16 @@ def recommend_from_frontier(
         metric_name=metric_name,
         batch_size=int(batch_size),
         floor_is_absolute=absolute,
+        runner_up=None if versus is None else versus.other,
+        indistinguishable=None if versus is None else versus.indistinguishable,
+        reason=None if chosen is None else (versus.reason if versus is not None else "fastest"),
+        comparison="" if versus is None else versus.text,
+        chosen_cost_ci=None if chosen is None else cost_interval(chosen),
+        speedup_ci=speedup_ci,
+        speedup_paired=speedup_paired,
+        delta_p=None if delta_p is None or math.isnan(delta_p) else delta_p,
+        delta_test=test if isinstance(test, str) else None,
+        delta_significant=None if chosen is None else delta_significance(chosen),
     )
 
 
@@ -256,6 +375,7 @@ __all__ = [
     "DEFAULT_FRACTION",
     "Recommendation",
     "check_fraction",
+    "paired_speedup",
     "recommend",
     "recommend_from_frontier",
     "recommendation_or_reason",

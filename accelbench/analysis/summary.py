@@ -10,26 +10,37 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..environment import CAPABILITY_FIELDS, capabilities_markdown
 from ..exceptions import DataError
-from ..records import BASELINE_METHOD, RECORDS_FILE, current_records, read_current
-from .formatting import MISSING, display_metric_name, fraction_text
-from .frontier import available_objectives, frontier_table, objective_rows_or_none
+from ..records import BASELINE_METHOD, RECORDS_FILE, TIMEOUT_STATUS, current_records, read_current
+from .formatting import MISSING, SIGNIFICANCE_LEVEL, display_metric_name, fraction_text, row_float
+from .frontier import available_objectives, cost_interval, frontier_table, objective_rows_or_none
 from .frontier_plot import plot_frontiers
 from .markdown import (
     env_text,
     first_line,
     fmt,
-    fmt_delta,
+    fmt_delta_test,
+    fmt_interval,
     fmt_metric_ci,
     fmt_ms,
+    fmt_seconds,
     fmt_share,
+    fmt_speedup,
     fmt_throughput,
     is_missing,
     markdown_table,
 )
-from .objectives import DEFAULT_BATCH_SIZE, get_objective
-from .recommend import DEFAULT_FRACTION, Recommendation, check_fraction, recommendation_or_reason
+from .objectives import DEFAULT_BATCH_SIZE, Objective, get_objective
+from .recommend import (
+    DEFAULT_FRACTION,
+    Recommendation,
+    check_fraction,
+    paired_speedup,
+    recommendation_or_reason,
+)
 from .selection import error_mask, not_run_mask, ok_mask, task_records
+from .time_spent import TIME_COLUMNS, time_spent
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +70,105 @@ def read_run(run_dir: Path) -> pd.DataFrame:
             f"no records in {run_dir / RECORDS_FILE}", "run the benchmark first, or check the run directory"
         )
     return records
+
+
+UNPAIRED_MARK = "†"
+
+
+def _speedup_cell(
+    obj: Objective, rec: Recommendation, table: pd.DataFrame, hit: pd.Series
+) -> tuple[str, str]:
+    """A speed-up cell against the recommendation's baseline, and how it was computed.
+
+    The kind is "paired" (the record's median of per-round ratios against the model's own fp32),
+    "unpaired" (a ratio of medians with a conservative interval: latency, a teacher's fp32, or fp32 from an
+    earlier session) or "" (the baseline itself, or records without intervals).
+    """
+    if hit["variant"] == rec.baseline:
+        return "1.00x", ""
+    base = table[table["variant"] == rec.baseline].iloc[0]
+    paired = paired_speedup(obj, hit, base)
+    if paired is not None:
+        value, interval, was_paired = paired
+        return fmt_speedup(
+            value, interval, "" if was_paired else UNPAIRED_MARK
+        ), "paired" if was_paired else "unpaired"
+    ratio = obj.speedup(rec.baseline_cost, float(hit["cost"]))
+    interval = obj.speedup_interval(cost_interval(base), cost_interval(hit))
+    if interval is None:
+        return fmt_speedup(ratio), ""
+    return fmt_speedup(ratio, interval, UNPAIRED_MARK), "unpaired"
+
+
+def _speed_cell(frame: pd.DataFrame, variant: str, column: str, text: str) -> str:
+    """A speed figure's cell with its interval over the rounds where recorded."""
+    return text + fmt_interval(
+        frame.loc[variant], column, "{:.1f}" if column.startswith("latency") else "{:.0f}"
+    )
+
+
+def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size: int) -> list[str]:
+    """The paragraph under a task's table: what each speed-up, interval and Δ marker means."""
+    notes = []
+    if bases:
+        notes.append(
+            f"Speedups are relative to the baseline {', '.join(sorted(bases))}; latencies are per request at "
+            f"batch 1; peak RSS is the largest over the variant's runs."
+        )
+    if "repeats" in ok.columns and ok["repeats"].notna().any():
+        rounds = sorted({int(r) for r in ok["repeats"].dropna()})
+        levels = ok["speed_ci_level"].dropna() if "speed_ci_level" in ok.columns else pd.Series(dtype=float)
+        level = f"{100 * float(levels.min()):.1f}% " if len(levels) else ""
+        notes.append(
+            f"Speed figures are medians over {' or '.join(str(r) for r in rounds)} rounds (the variants of an "
+            f"experiment measured in turns); brackets hold the distribution-free {level}interval of the median."
+        )
+    if "paired" in kinds:
+        notes.append(
+            "Throughput speed-ups with an interval are paired: the median of per-round ratios against the "
+            "model's own fp32 at the same batch size and padding, measured in the same rounds."
+        )
+    if "unpaired" in kinds:
+        notes.append(
+            f"{UNPAIRED_MARK} not paired: the ratio of two medians (p90 latencies, another model's fp32 such "
+            "as a teacher's, or fp32 measured in an earlier session), with a conservative interval built "
+            "from the two intervals."
+        )
+    if "metric_delta_p" in ok.columns and ok["metric_delta_p"].notna().any():
+        tests = sorted({str(t) for t in ok.get("metric_delta_test", pd.Series(dtype=str)).dropna()})
+        named = f": {', '.join(tests)}" if tests else ""
+        notes.append(
+            f"Δ is against the model's own {BASELINE_METHOD} on the same examples, with its interval: "
+            f"* significant at p<{SIGNIFICANCE_LEVEL:g}, n.s. not significant (paired test{named})."
+        )
+    return [" ".join(notes), ""] if notes else []
+
+
+def _time_section(records: pd.DataFrame, task: str) -> list[str]:
+    """The "where the time went" table of ``time_spent``; [] for records without timings."""
+    table = time_spent(records, task)
+    if table.empty:
+        return []
+    parts = [c for c in TIME_COLUMNS.values() if c in table.columns] + ["total_s"]
+    with_timeouts = bool(table["timed_out"].any())
+    headers = (
+        ["model", "variants"]
+        + [c.replace("_s", " s") for c in parts]
+        + (["timed out"] if with_timeouts else [])
+    )
+    body = [
+        [row["model"], row["variants"]]
+        + [fmt_seconds(row[c]) for c in parts]
+        + ([row["timed_out"]] if with_timeouts else [])
+        for _, row in table.iterrows()
+    ]
+    return [
+        "**Where the time went** (seconds per model, summed over its variants: applying the method, "
+        "evaluating quality, benchmarking speed; the total is each variant's whole elapsed time):",
+        "",
+        markdown_table(headers, body, right=[False] + [True] * (len(headers) - 1)),
+        "",
+    ]
 
 
 def _slug(text: str) -> str:
@@ -115,21 +225,26 @@ def _task_section(
     headers += ["size MB", "peak RSS MB", "on frontier"]
 
     body = []
+    kinds: set[str] = set()
     for variant in order:
         q = quality.loc[variant]
         measured = variant in lat.index
         row: list[object] = [
             variant,
             fmt_metric_ci(q),
-            fmt_delta(q.get("metric_delta"), metric_name),
+            fmt_delta_test(q),
             fmt_share(q.get("agreement")),
-            fmt_ms(lat.at[variant, "latency_ms_p50"]) if measured and "latency_ms_p50" in lat else MISSING,
-            fmt_ms(lat.at[variant, "latency_ms_p90"]) if measured else MISSING,
+            _speed_cell(lat, variant, "latency_ms_p50", fmt_ms(lat.at[variant, "latency_ms_p50"]))
+            if measured and "latency_ms_p50" in lat
+            else MISSING,
+            _speed_cell(lat, variant, "latency_ms_p90", fmt_ms(lat.at[variant, "latency_ms_p90"]))
+            if measured
+            else MISSING,
         ]
         if has_ms_per_token:
             row.append(fmt(lat.at[variant, "ms_per_token"], "{:.2f}") if measured else MISSING)
         if variant in thr.index:
-            text = fmt_throughput(thr.at[variant, "throughput"])
+            text = _speed_cell(thr, variant, "throughput", fmt_throughput(thr.at[variant, "throughput"]))
             used = thr.at[variant, "batch_size"]
             row.append(text if is_missing(used) or used == batch_size else f"{text} (batch {int(used)})")
         else:
@@ -140,8 +255,9 @@ def _task_section(
             if hit.empty or not isinstance(rec, Recommendation):
                 row.append(MISSING)
             else:
-                ratio = get_objective(name).speedup(rec.baseline_cost, float(hit["cost"].iloc[0]))
-                row.append(MISSING if math.isnan(ratio) else f"{ratio:.2f}x")
+                cell, kind = _speedup_cell(get_objective(name), rec, table, hit.iloc[0])
+                row.append(cell)
+                kinds.add(kind)
             if not hit.empty and bool(hit["on_frontier"].iloc[0]):
                 fronts.append(name)
         row += [fmt(q.get("size_mb"), "{:.1f}"), fmt(peak_rss.get(variant), "{:.0f}"), ", ".join(fronts)]
@@ -150,18 +266,14 @@ def _task_section(
     lines.append("")
 
     bases = {rec.baseline for _, rec in per_objective.values() if isinstance(rec, Recommendation)}
-    if bases:
-        lines.append(
-            f"Speedups are relative to the baseline {', '.join(sorted(bases))}; latencies are per request at "
-            f"batch 1; peak RSS is the largest over the variant's runs."
-        )
-        lines.append("")
+    lines += _table_notes(kinds, ok, bases, batch_size)
     rule = f"{fraction_text(fraction)} of the {BASELINE_METHOD} baseline's {shown}"
     lines.append(f"**Recommendation** (fastest variant keeping at least {rule}):")
     lines.append("")
     for name, (_, rec) in per_objective.items():
         lines.append(f"- {name}: {rec.text if isinstance(rec, Recommendation) else rec}")
     lines.append("")
+    lines += _time_section(records, task)
     if figure:
         lines += [f"![{task} accuracy-vs-speed frontiers]({figure})", ""]
     return lines
@@ -190,12 +302,25 @@ def _failures_section(records: pd.DataFrame) -> list[str]:
 
 def _skipped_section(records: pd.DataFrame) -> list[str]:
     """Variants this machine cannot run (or that hit a time limit): expected, so apart from failures."""
-    body = _status_rows(records[not_run_mask(records)], with_status=True)
+    not_run = records[not_run_mask(records)]
+    body = _status_rows(not_run, with_status=True)
     if not body:
         return []
-    lines = ["## Skipped on this machine", ""]
+    n_timeout = sum(1 for cells in body if cells[3] == TIMEOUT_STATUS)
+    if n_timeout:
+        # a timed-out variant's elapsed time, when recorded, next to its reason
+        elapsed = not_run.drop_duplicates("key", keep="last") if "key" in not_run.columns else not_run
+        for cells, (_, row) in zip(body, elapsed.iterrows(), strict=True):
+            seconds = row_float(row, "elapsed_s")
+            if cells[3] == TIMEOUT_STATUS and not math.isnan(seconds):
+                cells[4] = f"{cells[4]} (elapsed {fmt_seconds(seconds)} s)".strip()
+    heading = "## Skipped on this machine" + (" or timed out" if n_timeout else "")
+    lines = [heading, ""]
+    counts = (
+        f" ({len(body) - n_timeout} skipped, {n_timeout} timed out at the time limit)" if n_timeout else ""
+    )
     lines.append(
-        f"{len(body)} configuration(s) not measured here; they are left out of every table and plot:"
+        f"{len(body)} configuration(s) not measured here{counts}; they are left out of every table and plot:"
     )
     lines.append("")
     lines.append(markdown_table(["task", "variant", "scenario", "status", "reason"], body))
@@ -204,7 +329,7 @@ def _skipped_section(records: pd.DataFrame) -> list[str]:
 
 def _environment_section(records: pd.DataFrame) -> list[str]:
     lines = ["## Environment", ""]
-    columns = [c for c in records.columns if c.startswith(ENV_PREFIX)]
+    columns = [c for c in records.columns if c.startswith(ENV_PREFIX) and c not in CAPABILITY_FIELDS]
     columns = [c for c in ENV_ORDER if c in columns] + sorted(c for c in columns if c not in ENV_ORDER)
     if not columns:
         return lines + ["No environment was recorded.", ""]
@@ -220,7 +345,7 @@ def _environment_section(records: pd.DataFrame) -> list[str]:
         note = f" ({len(values)} distinct values between records)" if len(values) > 1 else ""
         shown = values[:ENV_MAX_VALUES] + (["..."] if len(values) > ENV_MAX_VALUES else [])
         lines.append(f"- {column[len(ENV_PREFIX) :]}: {'; '.join(shown)}{note}")
-    return lines + [""]
+    return lines + [""] + capabilities_markdown(records.to_dict("records"))
 
 
 def _tasks(records: pd.DataFrame) -> list[str]:
@@ -250,7 +375,9 @@ def summary_markdown(
     lines = [f"# accelbench summary: {', '.join(runs) or 'unnamed run'}", ""]
     n_variants = ok["variant"].nunique() if "variant" in ok.columns else 0
     n_not_run = int(not_run_mask(records).sum())
-    skipped = f", {n_not_run} skipped on this machine" if n_not_run else ""
+    n_timeout = int((records["status"] == TIMEOUT_STATUS).sum()) if "status" in records.columns else 0
+    skipped = f", {n_not_run - n_timeout} skipped on this machine" if n_not_run > n_timeout else ""
+    skipped += f", {n_timeout} timed out" if n_timeout else ""
     lines.append(
         f"{len(records)} records: {n_variants} ok variant(s) over {len(tasks)} task(s), "
         f"{int(error_mask(records).sum())} error row(s){skipped}."

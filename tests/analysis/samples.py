@@ -86,3 +86,51 @@ def make_records() -> pd.DataFrame:
         }
     )
     return pd.DataFrame(rows)
+
+
+# variant -> (p-value, significant) of its metric's paired test against its model's fp32
+DELTA_TESTS = {
+    "minilm-sst2:bf16": (0.81, False),
+    "minilm-sst2:dynamic-int8": (0.62, False),
+    "minilm-sst2:static-int8": (0.003, True),
+}
+SPEED_COLUMNS = ("throughput", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")
+
+
+def with_intervals(
+    records: pd.DataFrame, spread: float | dict[str, float] = 0.05, repeats: int = 6, level: float = 0.969
+) -> pd.DataFrame:
+    """``records`` as a benchmark with repeated rounds writes them (the fields older records lack).
+
+    Every speed figure gets an interval of +-``spread`` (a share; a dict gives it per variant), each speed
+    row the paired speed-up against its model's fp32 at the same point, each variant its delta test and
+    its timings.
+    """
+    out = records.copy()
+    share = out["variant"].map(spread if isinstance(spread, dict) else lambda v: spread).fillna(0.05)
+    for column in SPEED_COLUMNS:
+        out[f"{column}_ci_low"] = out[column] * (1 - share)
+        out[f"{column}_ci_high"] = out[column] * (1 + share)
+    ok = out["status"] == "ok"
+    out.loc[ok, "repeats"] = repeats
+    out.loc[ok, "speed_ci_level"] = level
+    point = ["model", "scenario", "batch_size", "padding"]
+    fp32 = out[ok & (out["method"] == "fp32")].drop_duplicates(point, keep="last")
+    base = out[point].merge(fp32[[*point, "throughput"]], on=point, how="left")["throughput"].to_numpy()
+    out["speedup_vs_fp32"] = out["throughput"] / base
+    out["speedup_vs_fp32_ci_low"] = out["speedup_vs_fp32"] * (1 - share / 2)
+    out["speedup_vs_fp32_ci_high"] = out["speedup_vs_fp32"] * (1 + share / 2)
+    out["speedup_paired"] = True
+    tests = out["variant"].map(DELTA_TESTS)
+    out["metric_delta_p"] = tests.map(lambda t: t[0] if isinstance(t, tuple) else np.nan)
+    out["metric_delta_significant"] = tests.map(lambda t: t[1] if isinstance(t, tuple) else None)
+    out["metric_delta_test"] = np.where(tests.notna(), "mcnemar-exact", None)
+    out["metric_delta_ci_low"] = out["metric_delta"] - 0.01
+    out["metric_delta_ci_high"] = out["metric_delta"] + 0.01
+    out["time_apply_s"], out["time_quality_s"], out["time_speed_s"] = 2.0, 10.0, 30.0
+    out["elapsed_s"] = 45.0
+    return out
+
+
+def make_records_with_intervals(**kwargs) -> pd.DataFrame:
+    return with_intervals(make_records(), **kwargs)

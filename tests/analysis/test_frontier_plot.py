@@ -5,12 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
 from accelbench.analysis import plot_frontier, plot_frontiers
+from accelbench.analysis.formatting import SIGNIFICANCE_NOTE
 from accelbench.exceptions import DataError
 
-from .samples import VARIANTS
+from .samples import VARIANTS, make_records_with_intervals
 
 
 def _scatter_points(ax) -> int:
@@ -63,3 +65,43 @@ def test_skipped_variants_are_not_plotted(records):
     fig = plot_frontier(pd.concat([records, skipped], ignore_index=True), "sst2", "latency")
     assert "m:amx" not in {t.get_text() for t in fig.axes[0].texts}
     assert _scatter_points(fig.axes[0]) == len(VARIANTS)
+
+
+def _bars(ax) -> list[ErrorbarContainer]:
+    return [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+
+
+def _horizontal_extent(bar: ErrorbarContainer) -> tuple[float, float]:
+    """The x range of an error bar container's horizontal bar (the first of its line collections)."""
+    segments = bar.lines[2][0].get_segments()[0]
+    return float(segments[0][0]), float(segments[1][0])
+
+
+@pytest.mark.parametrize(
+    ("objective", "low", "high"), [("latency", 4.75, 5.25), ("throughput", 199.5, 220.5)]
+)
+def test_speed_intervals_are_drawn_as_horizontal_bars(objective, low, high):
+    ax = plot_frontier(make_records_with_intervals(), "sst2", objective).axes[0]
+    bars = _bars(ax)
+    assert len(bars) == len(VARIANTS) and all(b.has_xerr and b.has_yerr for b in bars)
+    assert (low, high) in [pytest.approx(_horizontal_extent(b)) for b in bars]  # dynamic-int8's interval
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "horizontal bars: 96.9% interval of the median over 6 rounds" in legend
+
+
+def test_old_records_get_metric_bars_only(records):
+    ax = plot_frontier(records, "sst2", "throughput").axes[0]
+    bars = _bars(ax)
+    assert len(bars) == len(VARIANTS) and all(b.has_yerr and not b.has_xerr for b in bars)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert not any(t.startswith("horizontal bars") for t in legend) and SIGNIFICANCE_NOTE not in legend
+    assert {t.get_text() for t in ax.texts} == set(VARIANTS)  # labels without markers
+
+
+def test_labels_mark_the_significance_of_the_metric_change():
+    ax = plot_frontier(make_records_with_intervals(), "sst2", "latency").axes[0]
+    labels = {t.get_text() for t in ax.texts}
+    assert "minilm-sst2:dynamic-int8 (-0.4 pts n.s.)" in labels
+    assert "minilm-sst2:static-int8 (-2.5 pts*)" in labels
+    assert "minilm-sst2:fp32" in labels  # the baseline is not tested against itself
+    assert SIGNIFICANCE_NOTE in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 
 from accelbench.analysis import plots
+
+from .samples import make_records
 
 
 def _row(method, scenario, bs, padding="dynamic", metric=0.9, thr=100.0, **kw):
@@ -69,3 +73,49 @@ def test_training_curve():
     assert plots.training_curve({}) is None
     fig = plots.training_curve({"training": {"loss_curve": [[1, 2.0], [10, 1.0]], "steps": 10, "wall_s": 3}})
     assert fig.axes[0].get_lines()[0].get_ydata().tolist() == [2.0, 1.0]
+
+
+def _with_rounds(records: pd.DataFrame) -> pd.DataFrame:
+    """The records with the fields of repeated rounds: intervals and the paired speed-up against fp32."""
+    out = records.copy()
+    for column in ("throughput", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99"):
+        out[f"{column}_ci_low"], out[f"{column}_ci_high"] = out[column] * 0.9, out[column] * 1.1
+    fp32 = out["method"] == "fp32"
+    out["speedup_vs_fp32"] = np.where(fp32, 1.0, 1.9)  # paired medians differ from the ratio of medians (2.0)
+    out["speedup_vs_fp32_ci_low"] = np.where(fp32, 1.0, 1.7)
+    out["speedup_vs_fp32_ci_high"] = np.where(fp32, 1.0, 2.2)
+    return out
+
+
+def test_speedup_plot_draws_the_paired_speedup_with_its_interval(records):
+    ax = plots.speedup_and_quality(_with_rounds(records)).axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    by_label = {c.get_label(): c for c in bars}
+    int8 = by_label["dynamic-int8"]
+    assert int8.has_yerr and list(int8.lines[0].get_ydata()) == [1.9, 1.9, 1.9]
+    lows = sorted(float(seg[0][1]) for seg in int8.lines[2][0].get_segments())
+    assert lows == pytest.approx([1.7, 1.7, 1.7])
+    assert "paired" in ax.get_title()
+
+
+def test_speedup_plot_of_old_records_is_the_ratio_of_throughputs(records):
+    ax = plots.speedup_and_quality(records).axes[0]
+    assert not [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    (int8,) = [line for line in ax.get_lines() if line.get_label() == "dynamic-int8"]
+    assert list(int8.get_ydata()) == [2.0, 2.0, 2.0]
+
+
+def test_latency_and_throughput_plots_draw_intervals(records):
+    latency = plots.latency_bars(_with_rounds(records)).axes[0]
+    bars = [c for c in latency.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 3 and all(b.errorbar is not None for b in bars)
+    assert all(b.errorbar is None for b in plots.latency_bars(records).axes[0].containers)
+    batch = plots.throughput_vs_batch(_with_rounds(records)).axes[0]
+    assert all(c.has_yerr for c in batch.containers)
+    assert not any(c.has_yerr for c in plots.throughput_vs_batch(records).axes[0].containers)
+
+
+def test_speedup_plot_compares_each_model_with_its_own_fp32():
+    ax = plots.speedup_and_quality(make_records()).axes[0]  # a teacher-sized and a tiny model
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    assert lines["tiny-sst2:fp32"] == [1.0] and lines["minilm-sst2:dynamic-int8"] == [2.1]

@@ -10,6 +10,8 @@ import pytest
 from accelbench.analysis import OBJECTIVES, Recommendation, recommend, recommendation_or_reason
 from accelbench.exceptions import ConfigError, DataError, UnknownNameError
 
+from .samples import make_records_with_intervals
+
 
 def test_recommend_picks_fastest_qualifying(records):
     rec = recommend(records, "sst2", fraction=0.99, objective="latency")
@@ -111,3 +113,102 @@ def test_recommendation_ignores_skipped_rows(records):
     timeout = skipped.assign(key="k-slow", status="timeout", variant="minilm-sst2:slow", method="slow")
     rec = recommend(pd.concat([records, skipped, timeout], ignore_index=True), "sst2")
     assert rec.chosen == "minilm-sst2:dynamic-int8"
+
+
+# Records with repeated rounds: intervals of every speed figure, paired speed-ups, delta tests.
+LEADERS = {"minilm-sst2:bf16": 0.3, "minilm-sst2:dynamic-int8": 0.3}  # wide intervals: the two overlap
+
+
+def test_old_records_name_the_runner_up_but_give_no_verdict(records):
+    rec = recommend(records, "sst2")
+    assert rec.runner_up == "minilm-sst2:bf16" and rec.indistinguishable is None and rec.reason == "fastest"
+    assert rec.comparison == "" and "distinguishable" not in rec.text
+    assert rec.speedup_ci is None and rec.delta_p is None and rec.delta_significant is None
+
+
+def test_disjoint_intervals_keep_the_fastest_and_say_so():
+    rec = recommend(make_records_with_intervals(spread=0.05), "sst2")
+    assert rec.chosen == "minilm-sst2:dynamic-int8" and rec.runner_up == "minilm-sst2:bf16"
+    assert rec.indistinguishable is False and rec.reason == "fastest"
+    assert rec.chosen_cost_ci == pytest.approx((4.75, 5.25))
+    assert "(p90 latency 5.0 [4.8, 5.2] ms vs 10.0 [9.5, 10.5] ms)" in rec.text
+    assert rec.text.endswith(
+        "It is distinguishable from the runner-up minilm-sst2:bf16 in p90 latency: "
+        "5.0 [4.8, 5.2] vs 8.0 [7.6, 8.4] ms over 6 rounds."
+    )
+
+
+def test_overlapping_intervals_prefer_the_smaller():
+    records = make_records_with_intervals(spread=LEADERS)
+    records.loc[records["variant"] == "minilm-sst2:dynamic-int8", "size_mb"] = 60.0  # now bf16 is smaller
+    rec = recommend(records, "sst2")
+    assert rec.chosen == "minilm-sst2:bf16" and rec.runner_up == "minilm-sst2:dynamic-int8"
+    assert rec.indistinguishable is True and rec.reason == "smaller"
+    assert rec.speedup == pytest.approx(1.25)
+    assert rec.text.startswith("Deploy minilm-sst2:bf16: 1.25x faster than minilm-sst2:fp32")
+    assert (
+        "minilm-sst2:bf16 and minilm-sst2:dynamic-int8 are indistinguishable in p90 latency "
+        "(8.0 [5.6, 10.4] vs 5.0 [3.5, 6.5] ms over 6 rounds); recommending minilm-sst2:bf16, the smaller "
+        "(45.0 vs 60.0 MB)." in rec.text
+    )
+    # bf16's own interval overlaps fp32's: the sentence does not sell that as a clear gain
+    assert "Its speed is not distinguishable from minilm-sst2:fp32's (the intervals overlap)." in rec.text
+
+
+def test_overlapping_intervals_keep_the_fastest_when_it_is_smaller():
+    rec = recommend(make_records_with_intervals(spread=LEADERS), "sst2")
+    assert (
+        rec.chosen == "minilm-sst2:dynamic-int8" and rec.indistinguishable is True and rec.reason == "smaller"
+    )
+    assert "recommending minilm-sst2:dynamic-int8, the smaller (25.0 vs 45.0 MB)." in rec.text
+
+
+def test_the_floor_check_says_whether_the_loss_is_significant():
+    rec = recommend(make_records_with_intervals(), "sst2")
+    assert (
+        "99.6% of the baseline's 0.905; its loss of 0.004 against minilm-sst2:fp32 is not significant "
+        "(p=0.62, mcnemar-exact)." in rec.text
+    )
+    assert rec.delta_p == 0.62 and rec.delta_test == "mcnemar-exact" and rec.delta_significant is False
+    missed = recommend(make_records_with_intervals(), "sst2", floor=0.95)
+    assert missed.chosen is None and "the closest is minilm-sst2:fp32" in missed.text
+    static = recommend(make_records_with_intervals(spread=0.01), "sst2", objective="throughput", floor=0.87)
+    assert static.chosen == "minilm-sst2:static-int8"
+    assert "its loss of 0.025 against minilm-sst2:fp32 is significant (p=0.003, mcnemar-exact)" in static.text
+
+
+def test_throughput_uses_the_paired_speedup_against_its_own_fp32():
+    records = make_records_with_intervals()
+    batch32 = (records["variant"] == "minilm-sst2:dynamic-int8") & (records["batch_size"] == 32)
+    records.loc[batch32, ["speedup_vs_fp32", "speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high"]] = [
+        2.04,
+        1.95,
+        2.21,
+    ]
+    rec = recommend(records, "sst2", objective="throughput")
+    assert rec.speedup == 2.04 and rec.speedup_ci == (1.95, 2.21) and rec.speedup_paired is True
+    assert (
+        "2.04x [1.95–2.21] the throughput of minilm-sst2:fp32 at batch 32 (210 [200, 220] vs 100" in rec.text
+    )
+    records.loc[batch32, "speedup_paired"] = False  # fp32 measured in an earlier session
+    unpaired = recommend(records, "sst2", objective="throughput")
+    assert unpaired.speedup_paired is False
+    assert "2.04x [1.95–2.21] (not paired: fp32 from an earlier session) the throughput of" in unpaired.text
+    # against another model's fp32 (a teacher) there is no paired figure: the ratio of the medians
+    other = recommend(records, "sst2", objective="throughput", baseline="tiny-sst2:fp32", floor=0.9)
+    assert other.chosen == "minilm-sst2:dynamic-int8" and other.speedup_ci is None
+    assert other.speedup == pytest.approx(210 / 400)
+
+
+def test_the_baseline_kept_over_a_faster_variant_it_cannot_be_told_from():
+    """fp32 more accurate at the same size and an overlapping speed: no "no faster variant" claim."""
+    records = make_records_with_intervals(spread={"minilm-sst2:fp32": 0.3, "minilm-sst2:bf16": 0.3})
+    records = records[~records["variant"].isin(["minilm-sst2:dynamic-int8", "tiny-sst2:fp32"])]
+    records.loc[records["variant"] == "minilm-sst2:bf16", "size_mb"] = 88.0
+    rec = recommend(records, "sst2")
+    assert rec.chosen == "minilm-sst2:fp32" and rec.runner_up == "minilm-sst2:bf16" and rec.speedup == 1.0
+    assert rec.reason == "more accurate" and rec.closest is None
+    assert rec.text.startswith(
+        "Deploy minilm-sst2:fp32 (the baseline). minilm-sst2:fp32 and minilm-sst2:bf16"
+    )
+    assert "no faster variant" not in rec.text

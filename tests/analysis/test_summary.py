@@ -10,6 +10,9 @@ import pytest
 
 from accelbench.analysis import frontier, markdown_table, read_run, recommend, summary_markdown, write_summary
 from accelbench.exceptions import ConfigError, DataError
+from accelbench.records import append_records
+
+from .samples import make_records_with_intervals
 
 ENV = {
     "env_cpu_model": "Intel(R) Xeon(R) Platinum 8375C",
@@ -303,7 +306,9 @@ def test_skipped_and_timed_out_variants_are_listed_apart_from_failures(run_dir):
     tables = text.split("## Failures", 1)[0]
     assert "amx-int8" not in tables and "minilm-sst2:slow" not in tables  # never ranked
     assert "## cola" in tables and "No results:" in tables and "skipped on this machine" in tables
-    assert "3 skipped on this machine." in text
+    assert "2 skipped on this machine, 1 timed out." in text
+    assert "## Skipped on this machine or timed out" in text
+    assert "3 configuration(s) not measured here (2 skipped, 1 timed out at the time limit)" in text
 
 
 def test_run_without_realtime_scenario(tmp_path):
@@ -315,3 +320,63 @@ def test_run_without_realtime_scenario(tmp_path):
     assert "- throughput: Deploy minilm-sst2:dynamic-int8: 2.1x the throughput" in text
     assert "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 | 98.2% | – | – | 210 |" in text
     assert (run / "figures" / "sst2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------------------------------------
+# Records of repeated rounds: intervals, paired speed-ups, delta tests, timings
+# ------------------------------------------------------------------------------------------------
+
+
+def _rounds_run(tmp_path: Path) -> Path:
+    records = make_records_with_intervals()
+    gptq = records["variant"] == "minilm-sst2:gptq-int4"
+    records.loc[gptq, ["status", "error", "elapsed_s"]] = ["timeout", "stopped at the 600 s limit", 612.0]
+    run = tmp_path / "rounds"
+    append_records(run, records.to_dict("records"))  # through JSON, as a real run: NaN -> null
+    return run
+
+
+def test_summary_shows_intervals_paired_speedups_and_significance(tmp_path):
+    text = write_summary(_rounds_run(tmp_path), figures=False).read_text()
+    assert (
+        "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 n.s. [-0.014, +0.006] | 99.0% "
+        "| 4.0 [3.8–4.2] | 5.0 [4.8–5.2] | 210 [200–220] | 2.00x [1.81–2.21]† | 2.10x [2.05–2.15] |" in text
+    )
+    assert "| minilm-sst2:static-int8 | 0.880 [0.860, 0.900] | -0.025* [-0.035, -0.015] |" in text
+    assert "| tiny-sst2:fp32 |" in text and "| 4.00x [3.62–4.42]† |" in text  # another model's fp32: unpaired
+    assert "| minilm-sst2:fp32 | 0.905 [0.885, 0.924] | +0.000 |" in text and "| 1.00x | 1.00x |" in text
+    notes = text.split("**Recommendation**", 1)[0].rsplit("|", 1)[1]
+    assert "medians over 6 rounds" in notes and "96.9% interval of the median" in notes
+    assert "Throughput speed-ups with an interval are paired" in notes
+    assert "† not paired: the ratio of two medians" in notes and "teacher" in notes
+    assert "* significant at p<0.05, n.s. not significant (paired test: mcnemar-exact)" in notes
+    assert "It is distinguishable from the runner-up minilm-sst2:bf16 in p90 latency" in text
+    assert "its loss of 0.004 against minilm-sst2:fp32 is not significant (p=0.62, mcnemar-exact)" in text
+
+
+def test_summary_says_where_the_time_went_and_lists_timeouts(tmp_path):
+    text = write_summary(_rounds_run(tmp_path), figures=False).read_text()
+    section = text.split("**Where the time went**", 1)[1].split("## Failures", 1)[0]
+    assert "| model | variants | apply s | quality s | speed s | total s | timed out |" in section
+    assert "| minilm-sst2 | 5 | 10 | 50 | 150 | 792 | 1 |" in section  # 4 x 45 s + the 612 s time-out
+    assert "| tiny-sst2 | 1 | 2.0 | 10 | 30 | 45 | 0 |" in section
+    assert "| all | 6 | 12 | 60 | 180 | 837 | 1 |" in section
+    skipped = text.split("## Skipped on this machine or timed out", 1)[1]
+    assert (
+        "| sst2 | minilm-sst2:gptq-int4 | – | timeout | stopped at the 600 s limit (elapsed 612 s) |"
+        in skipped
+    )
+    assert "1 timed out." in text.splitlines()[2]
+
+
+def test_old_records_have_no_interval_notes_or_time_table(run_dir):
+    text = write_summary(run_dir, figures=False).read_text()
+    for absent in ("†", "Where the time went", "rounds", "n.s.", "paired", "distinguishable"):
+        assert absent not in text
+
+
+def test_a_speedup_against_fp32_of_an_earlier_session_is_marked_unpaired():
+    records = make_records_with_intervals()
+    records.loc[records["variant"] == "minilm-sst2:bf16", "speedup_paired"] = False
+    text = summary_markdown(records, objectives=("throughput",))
+    assert "| 1.50x [1.46–1.54]† |" in text and "| 2.10x [2.05–2.15] |" in text

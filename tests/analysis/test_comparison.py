@@ -1,0 +1,106 @@
+"""The recommended variant against the runner-up: interval overlap, then the smaller or the more accurate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from accelbench.analysis import get_objective
+from accelbench.analysis.comparison import compare_leaders
+
+
+def _row(
+    variant: str,
+    cost: float,
+    spread: float | None,
+    metric: float,
+    size: float,
+    metric_ci: float | None = 0.02,
+):
+    return pd.Series(
+        {
+            "variant": variant,
+            "cost": cost,
+            "cost_ci_low": cost - spread if spread is not None else float("nan"),
+            "cost_ci_high": cost + spread if spread is not None else float("nan"),
+            "metric": metric,
+            "metric_ci_low": metric - metric_ci if metric_ci is not None else float("nan"),
+            "metric_ci_high": metric + metric_ci if metric_ci is not None else float("nan"),
+            "size_mb": size,
+            "repeats": 6,
+        }
+    )
+
+
+THROUGHPUT = get_objective("throughput")
+
+
+def test_disjoint_speeds_keep_the_fastest():
+    fast, slow = _row("m:pt2e-int8", 321, 10, 0.90, 50), _row("m:ort-dynamic-int8", 280, 10, 0.90, 25)
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "accuracy", "32")
+    assert verdict.chosen == "m:pt2e-int8" and verdict.other == "m:ort-dynamic-int8"
+    assert verdict.indistinguishable is False and verdict.reason == "fastest"
+    assert verdict.text == (
+        "It is distinguishable from the runner-up m:ort-dynamic-int8 in throughput at batch 32: "
+        "321 [311, 331] vs 280 [270, 290] samples/s over 6 rounds."
+    )
+
+
+def test_overlapping_speeds_prefer_the_smaller():
+    fast, slow = _row("m:pt2e-int8", 321, 22, 0.90, 50), _row("m:ort-dynamic-int8", 312, 20, 0.90, 25)
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "accuracy", "32")
+    assert verdict.chosen == "m:ort-dynamic-int8" and verdict.other == "m:pt2e-int8"
+    assert verdict.indistinguishable is True and verdict.reason == "smaller"
+    assert verdict.text == (
+        "m:ort-dynamic-int8 and m:pt2e-int8 are indistinguishable in throughput at batch 32 "
+        "(312 [292, 332] vs 321 [299, 343] samples/s over 6 rounds); "
+        "recommending m:ort-dynamic-int8, the smaller (25.0 vs 50.0 MB)."
+    )
+
+
+def test_overlapping_speeds_keep_the_fastest_when_it_is_also_smaller():
+    fast, slow = _row("m:a", 321, 22, 0.90, 25), _row("m:b", 312, 20, 0.91, 50)
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "accuracy", "32")
+    assert (verdict.chosen, verdict.reason, verdict.indistinguishable) == ("m:a", "smaller", True)
+
+
+def test_sizes_within_five_percent_prefer_the_more_accurate():
+    fast, slow = _row("m:a", 321, 22, 0.900, 50), _row("m:b", 312, 20, 0.905, 48.5)
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "accuracy", "32")
+    assert verdict.chosen == "m:b" and verdict.reason == "more accurate"
+    assert "the more accurate (accuracy 0.905 vs 0.900; sizes within 5%)." in verdict.text
+
+
+def test_a_tie_in_everything_keeps_the_faster_point_estimate():
+    fast, slow = _row("m:a", 321, 22, 0.90, 50), _row("m:b", 312, 20, 0.90, 50)
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "accuracy", "32")
+    assert verdict.chosen == "m:a" and verdict.reason == "faster point estimate"
+
+
+def test_overlapping_speeds_but_disjoint_metrics_prefer_the_more_accurate():
+    fast, slow = _row("m:a", 321, 22, 0.86, 25), _row("m:b", 312, 20, 0.92, 50, metric_ci=0.01)
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "accuracy", "32")
+    assert verdict.chosen == "m:b" and verdict.reason == "more accurate"
+    assert (
+        verdict.indistinguishable is False
+        and verdict.speed_overlap is True
+        and verdict.quality_overlap is False
+    )
+    assert "but not in accuracy (0.920 [0.910, 0.930] vs 0.860 [0.840, 0.880])" in verdict.text
+
+
+@pytest.mark.parametrize("spreads", [(None, None), (22, None)])
+def test_no_verdict_unless_both_have_an_interval(spreads):
+    """Older records (or one variant measured before repeats existed): the fastest, and nothing said."""
+    fast, slow = _row("m:a", 321, spreads[0], 0.90, 50), _row("m:b", 312, spreads[1], 0.90, 25)
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "accuracy", "32")
+    assert verdict.chosen == "m:a" and verdict.indistinguishable is None and verdict.text == ""
+    assert verdict.reason == "fastest"
+
+
+def test_latency_is_worded_in_ms():
+    fast, slow = _row("m:a", 5.0, 1.0, 0.90, 50), _row("m:b", 5.5, 1.0, 0.90, 25)
+    verdict = compare_leaders(fast, slow, get_objective("latency"), "accuracy", "1")
+    assert (
+        "indistinguishable in p90 latency (5.5 [4.5, 6.5] vs 5.0 [4.0, 6.0] ms over 6 rounds)" in verdict.text
+    )
