@@ -109,6 +109,8 @@ def _base_record(run: str, task, loaded: LoadedModel, method, key: str, s: Bench
         "task": task.name, "task_kind": task.kind, "model": loaded.spec.name, "model_family": loaded.family,
         "model_key": loaded.spec.key, "model_path": loaded.path, "params_m": round(loaded.n_params / 1e6, 2),
         "train_steps": info.get("steps"), "train_wall_s": info.get("wall_s"), "train_budget": info.get("budget"),
+        "train_threads": info.get("threads"), "train_seed": info.get("seed"),
+        "train_weights_sha256": info.get("weights_sha256"),
         "method": method.label, "method_name": method.name, "variant": f"{loaded.spec.name}:{method.label}",
         "method_options": json.dumps(method.options, default=str) if method.options else None,
         "n_eval": None, "threads": None, "accelbench": __version__,

@@ -22,8 +22,9 @@ from .analysis import write_summary
 from .config import SweepConfig
 from .models import is_trained, resolve_model
 from .paths import notebooks_dir
-from .recipes import student_recipe_class
+from .recipes import build_recipe, planned_steps, student_recipe_class
 from .records import BASELINE_METHOD
+from .tasks import get_task, load_task
 from .training import ensure_trained
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,45 @@ def models_to_train(config: SweepConfig) -> list[str]:
     return out
 
 
+# Seconds per optimizer step of the built-in recipes' kinds on the 2-core reference machine (AMD EPYC, AVX2,
+# 2 threads; the first `make demo`, README), for the estimate printed before a run: other machines differ.
+REFERENCE_STEP_S = {"classifier": 0.36, "distill-classifier": 0.19, "t5-scratch": 0.40, "distill-t5": 0.65}
+# Rough seconds per variant beyond its measured points (build, quality over the evaluation split, warm-up).
+REFERENCE_VARIANT_S = {"bert": 8.0, "t5": 25.0}
+NOTEBOOK_START_S = 15.0
+
+
+def _planned_steps(spec) -> int | None:
+    r = build_recipe(spec.full_recipe)
+    n = getattr(r, "train_size", None)
+    if n is None and getattr(r, "epochs", None) is not None:
+        try:
+            n = len(load_task(r.task or spec.task)["train"])
+        except Exception:  # no data yet (it fails later with its own message) or a hub task offline
+            n = None
+    return planned_steps(r, n) if n is not None else r.max_steps
+
+
+def estimate(config: SweepConfig, to_train: list[str]) -> dict[str, float]:
+    """A rough forecast of the run, in seconds: training (planned steps x the reference step time) and measuring
+    (the measured seconds of every point, plus build and quality per variant, plus kernel starts)."""
+    train = 0.0
+    for name in to_train:
+        spec = resolve_model(name)
+        steps = _planned_steps(spec) or 0
+        train += steps * REFERENCE_STEP_S.get(spec.recipe.get("kind", ""), 0.4)
+    s = config.benchmark
+    n_points = int(s.realtime) + len(s.batch_sizes) * len(s.paddings)
+    measure = 0.0
+    for e in config.experiments:
+        family = get_task(e.task).family
+        for _ in e.models:
+            n_variants = len(e.methods) + 1  # + the fp32 reference of the paired rounds
+            measure += n_variants * (n_points * s.min_time_s + REFERENCE_VARIANT_S.get(family, 40.0))
+    notebooks = NOTEBOOK_START_S * len(plan(config))
+    return {"training": train, "measuring": measure + notebooks, "total": train + measure + notebooks}
+
+
 def prepare_models(config: SweepConfig, progress: bool = True) -> dict[str, float]:
     """Train every built-in model the grid needs (cached checkpoints are reused), before any notebook.
 
@@ -183,7 +223,14 @@ def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None
     )
     start = time.perf_counter()
     todo = models_to_train(config)
-    logger.info("to train first: %s", ", ".join(todo) if todo else "nothing (every model is cached)")
+    logger.info("to train first: %s", ", ".join(f"{n} ({_planned_steps(resolve_model(n))} steps)" for n in todo)
+                if todo else "nothing (every model is cached)")  # fmt: skip
+    try:
+        est = estimate(config, todo)
+        logger.info("estimate on the 2-core reference machine: %.0f min (training %.0f, notebooks %.0f)",
+                    est["total"] / 60, est["training"] / 60, est["measuring"] / 60)  # fmt: skip
+    except Exception as e:  # a forecast never stops a run
+        logger.warning("no time estimate: %s", e)
     result = SuiteResult(run_dir, trained=prepare_models(config, progress))
     for run in plan(config):
         if only and not any(run.notebook.startswith(o) for o in only):

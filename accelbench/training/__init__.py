@@ -1,7 +1,8 @@
 """Training: make the weights a model spec's recipe describes, once, cached by the recipe's hash.
 
 ``ensure_trained`` trains what is not cached yet (a student's teacher first); ``load_model`` is
-``ensure_trained`` followed by ``models.load_checkpoint``: what experiments and notebooks call.
+``ensure_trained`` followed by ``models.load_checkpoint``: what experiments and notebooks call. Every training
+runs inside ``loop.reproducible(seed)``: the same recipe, seed and thread count give the same weights.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..models import (
 )
 from ..recipes import ClassifierRecipe, build_recipe
 from .classifier import train_classifier
+from .loop import reproducible
 from .students import train_student
 from .t5 import train_t5
 
@@ -33,15 +35,16 @@ __all__ = ["ensure_trained", "load_model", "train_from_recipe"]
 def train_from_recipe(
     recipe: dict[str, Any], base: str | None, out_dir: Path, progress: bool = True
 ) -> dict[str, Any]:
-    """Dispatch a recipe dict (as stored in a ModelSpec) to its trainer; returns the training log."""
+    """Dispatch a recipe dict (as stored in a ModelSpec) to its trainer, seeded; returns the training log."""
     r = build_recipe(recipe)
-    if r.STUDENT:
-        return train_student(recipe, Path(out_dir), progress)
-    if isinstance(r, ClassifierRecipe):
-        if base is None:
-            raise ConfigError("a classifier recipe needs a base checkpoint", "set `base:` on the model")
-        return train_classifier(r, base, Path(out_dir), progress)
-    return train_t5(r, Path(out_dir), progress)
+    if isinstance(r, ClassifierRecipe) and base is None:
+        raise ConfigError("a classifier recipe needs a base checkpoint", "set `base:` on the model")
+    with reproducible(r.seed):
+        if r.STUDENT:
+            return train_student(recipe, Path(out_dir), progress)
+        if isinstance(r, ClassifierRecipe):
+            return train_classifier(r, base, Path(out_dir), progress)
+        return train_t5(r, Path(out_dir), progress)
 
 
 def ensure_trained(spec: ModelSpec | str | dict[str, Any], progress: bool = True) -> Path | None:

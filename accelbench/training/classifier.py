@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import random
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError
-from ..recipes import ClassifierRecipe
+from ..recipes import ClassifierRecipe, planned_steps
 from ..tasks import get_task, load_task
 from .loop import length_batches, pad, save_checkpoint, train_loop
 
@@ -22,8 +21,7 @@ def train_classifier(
     task = get_task(recipe.task)
     if task.kind != "classification":
         raise ConfigError(f"a classifier recipe needs a classification task, {task.name!r} is {task.kind}")
-    torch.manual_seed(recipe.seed)
-    rng = random.Random(recipe.seed)
+    rng = random.Random(recipe.seed)  # the batches' order; torch is seeded by the caller (loop.reproducible)
     train = load_task(task.name)[task.train_split].shuffle(seed=recipe.seed)
     if recipe.train_size:
         train = train.select(range(min(recipe.train_size, len(train))))
@@ -35,8 +33,7 @@ def train_classifier(
     ids = tok(list(train["text"]), truncation=True, max_length=recipe.max_length)["input_ids"]
     labels = list(train["label"])
     pad_id = tok.pad_token_id or 0
-    steps_per_epoch = math.ceil(len(ids) / recipe.batch_size)
-    total = max(1, int(steps_per_epoch * recipe.epochs))
+    total = planned_steps(recipe, len(ids))
 
     def batches():
         for b in length_batches(len(ids), recipe.batch_size, [len(x) for x in ids], rng):
@@ -48,7 +45,8 @@ def train_classifier(
             }
 
     log = train_loop(model, batches, total, recipe.lr, int(total * recipe.warmup_ratio), recipe.time_budget_s,
-                     recipe.weight_decay, bf16=False, progress=progress, desc=f"fine-tune {task.name}")  # fmt: skip
+                     recipe.weight_decay, bf16=False, progress=progress, desc=f"fine-tune {task.name}",
+                     seed=recipe.seed)  # fmt: skip
     log["train_examples"] = len(ids)
     save_checkpoint(model, tok, out_dir, recipe, log)
     return log

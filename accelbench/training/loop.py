@@ -1,23 +1,67 @@
-"""The training loop every recipe shares, and the helpers around it: length-bucketed batches, padding, saving.
+"""The training loop every recipe shares, and its helpers: seeding, length-bucketed batches, padding, saving.
 
-The loop runs AdamW or Adafactor with linear warm-up and decay, stopped by a step count or a wall-clock
-budget, with a progress bar; a checkpoint is written to a temporary folder and renamed, and its
-``accelbench.json`` (recipe, steps, loss curve, wall time) marks it finished.
+The loop runs AdamW or Adafactor with linear warm-up and decay over a planned number of steps, optionally
+capped by an explicit wall-clock budget, with a progress bar. ``reproducible`` seeds every random source and
+asks torch for deterministic kernels, so a recipe, seed and thread count give byte-identical weights. A
+checkpoint is written to a temporary folder and renamed, and its ``accelbench.json`` (recipe, budget, steps,
+threads, seed, loss curve, wall time, weights digest) marks it finished.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+SCHEDULE_PROBE_STEPS = 20  # under a wall-clock budget, steps timed before the schedule is re-planned
+
+
+@contextmanager
+def reproducible(seed: int) -> Iterator[None]:
+    """Seed ``random``, numpy and torch and use deterministic torch kernels inside; restore all of it after.
+
+    With the same seed and ``torch.get_num_threads()`` the same training gives byte-identical weights on one
+    kind of CPU (kernels differ in rounding between instruction sets, and reductions with the thread count).
+    """
+    import numpy as np
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+def weights_digest(state_dict: dict[str, Any]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order: equal digests, equal weights."""
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def length_batches(n: int, batch_size: int, lengths: list[int], rng: random.Random) -> list[list[int]]:
@@ -34,7 +78,7 @@ def train_loop(
     total_steps: int,
     lr: float,
     warmup_steps: int,
-    time_budget_s: float,
+    time_budget_s: float | None = None,
     weight_decay: float = 0.01,
     bf16: bool = False,
     progress: bool = True,
@@ -42,13 +86,16 @@ def train_loop(
     optimizer: str = "adamw",
     loss_fn: Callable[[Any, dict], Any] | None = None,
     extra_params: list | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    """AdamW (or Adafactor) with linear warm-up and linear decay, stopped by steps or wall-clock budget.
+    """AdamW (or Adafactor) with linear warm-up and linear decay over ``total_steps`` optimizer steps.
 
-    The schedule decays towards the step count that the budget allows, re-estimated from the measured
-    step time, so a budget-limited run still ends at a low learning rate. ``loss_fn(model, batch)``
-    replaces ``model(**batch).loss`` and may return ``(loss, {part: value})``; the parts' running means
-    are logged beside the total (``loss_parts``). ``extra_params`` (e.g. a projection) train alongside.
+    ``batches()`` is called again for each pass over the data until ``total_steps`` are done. With an
+    explicit ``time_budget_s`` the run also stops when the budget is spent, and the schedule decays towards
+    the step count the budget allows, re-estimated from the measured step time (machine-dependent: the log
+    says ``budget: "time"``). ``loss_fn(model, batch)`` replaces ``model(**batch).loss`` and may return
+    ``(loss, {part: value})``; the parts' running means are logged beside the total (``loss_parts``).
+    ``extra_params`` (e.g. a projection) train alongside. ``seed`` is only recorded (see ``reproducible``).
     """
     import torch
     from tqdm.auto import tqdm
@@ -65,15 +112,14 @@ def train_loop(
     losses: list[tuple[int, float]] = []
     parts_curve: list[tuple[int, dict[str, float]]] = []
     parts_running: dict[str, float] = {}
+    timed = time_budget_s is not None
     step, start, planned, running = 0, time.perf_counter(), total_steps, None
-    bar = tqdm(
-        total=total_steps if total_steps < 10**8 else None, desc=desc, disable=not progress, unit="step"
-    )
+    bar = tqdm(total=total_steps, desc=desc, disable=not progress, unit="step")
     done = False
     while not done:
         for batch in batches():
             elapsed = time.perf_counter() - start
-            if step >= 20:  # budget-aware schedule length
+            if timed and step >= SCHEDULE_PROBE_STEPS:  # the schedule ends where the time budget will
                 planned = min(total_steps, max(step + 1, int(time_budget_s / (elapsed / step))))
                 if step % 50 == 0:
                     bar.total = planned  # the bar shows the steps the budget allows
@@ -101,16 +147,20 @@ def train_loop(
                     parts_curve.append((step, {k: round(v, 5) for k, v in parts_running.items()}))
                 bar.set_postfix(loss=f"{running:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
             bar.update(1)
-            if step >= total_steps or time.perf_counter() - start > time_budget_s:
+            if step >= total_steps or (timed and time.perf_counter() - start > time_budget_s):
                 done = True
                 break
     bar.close()
     model.eval()
     wall = time.perf_counter() - start
     stopped = "budget" if step < total_steps else "steps"
-    logger.info("%s: %d steps in %.0f s (stopped by %s), final loss %.3f", desc, step, wall, stopped, running)
-    return {"steps": step, "planned_steps": total_steps, "wall_s": round(wall, 1), "stopped_by": stopped,
-            "final_loss": running, "loss_curve": losses, **({"loss_parts": parts_curve} if parts_curve else {})}  # fmt: skip
+    threads = torch.get_num_threads()
+    logger.info("%s: %d of %d steps in %.0f s on %d threads (stopped by %s), final loss %.3f", desc, step,
+                total_steps, wall, threads, stopped, running)  # fmt: skip
+    return {"budget": "time" if timed else "steps", "planned_steps": total_steps, "steps": step,
+            "stopped_by": stopped, "time_budget_s": time_budget_s, "threads": threads, "seed": seed,
+            "wall_s": round(wall, 1), "final_loss": running, "loss_curve": losses,
+            **({"loss_parts": parts_curve} if parts_curve else {})}  # fmt: skip
 
 
 def pad(seqs: list[list[int]], value: int):
@@ -127,6 +177,7 @@ def save_checkpoint(model, tok, out_dir: Path, recipe, log: dict[str, Any]) -> N
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
+    log["weights_sha256"] = weights_digest(model.state_dict())
     (tmp / "accelbench.json").write_text(json.dumps({"recipe": asdict(recipe), "training": log}, indent=1))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

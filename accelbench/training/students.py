@@ -9,7 +9,6 @@ The teacher must be trained already (``training.ensure_trained`` trains it first
 from __future__ import annotations
 
 import copy
-import math
 import random
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..recipes import (
     build_recipe,
     layer_map,
     n_layers,
+    planned_steps,
     resolve_layers,
     student_config,
 )
@@ -116,13 +116,10 @@ def _load_teacher(name: str, attn_eager: bool = False):
 
 def _train_split(r, teacher, kind: str, default_task: str):
     """The student's task (the teacher's unless set), a seeded RNG, and its shuffled training examples."""
-    import torch
-
     task = get_task(r.task or teacher.spec.task or default_task)
     if task.kind != kind:
         raise ConfigError(f"a {r.kind} student needs a {kind} task, {task.name!r} is {task.kind}",
                           f"set `task:` in the recipe to a {kind} task")  # fmt: skip
-    torch.manual_seed(r.seed)
     train = load_task(task.name)[task.train_split].shuffle(seed=r.seed)
     if r.train_size:
         train = train.select(range(min(r.train_size, len(train))))
@@ -180,10 +177,11 @@ def train_classifier_student(
             parts["attention"] = attention_loss(out.attentions, t_out.attentions, lmap, mask)
         return _weighted(parts, r.losses)
 
-    total = max(1, int(math.ceil(len(ids) / r.batch_size) * r.epochs))
+    total = planned_steps(r, len(ids))
     log = train_loop(student, batches, total, r.lr, int(total * r.warmup_ratio), r.time_budget_s, r.weight_decay,
                      progress=progress, desc=f"distill {teacher.spec.name} -> {student.config.num_hidden_layers} layers",
-                     loss_fn=loss_fn, extra_params=list(projection.parameters()) if projection else None)  # fmt: skip
+                     loss_fn=loss_fn, extra_params=list(projection.parameters()) if projection else None,
+                     seed=r.seed)  # fmt: skip
     if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
         student.set_attn_implementation("sdpa")
     log.update(_student_log(teacher, student, r, len(ids), task.name))
@@ -247,10 +245,10 @@ def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -
             parts["kd"] = kd_loss(out.logits, t_logits, r.temperature, mask=batch["labels"] != -100)
         return _weighted(parts, r.losses)
 
-    total = max(1, int(math.ceil(len(src) / r.batch_size) * r.epochs))
+    total = planned_steps(r, len(src))
     log = train_loop(student, batches, total, r.lr, r.warmup_steps, r.time_budget_s, 0.0, bf16=bf16,
                      progress=progress, desc=f"distill {teacher.spec.name} -> T5 student", optimizer="adafactor",
-                     loss_fn=loss_fn)  # fmt: skip
+                     loss_fn=loss_fn, seed=r.seed)  # fmt: skip
     log.update(_student_log(teacher, student, r, len(src), task.name))
     log.update(targets=r.targets, bf16=bf16, epochs_done=round(log["steps"] * r.batch_size / len(src), 2))
     save_checkpoint(student, tok, out_dir, r, log)

@@ -238,7 +238,7 @@ def test_tiny_classifier_distillation_all_losses(tiny_teacher):
     # a narrower student from a config: the hidden loss goes through a learned projection (16 -> 32)
     recipe = {"kind": "distill-classifier", "teacher": "tiny-teacher", "layers": None, "num_layers": 1,
               "hidden_size": 16, "num_heads": 2, "batch_size": 8, "epochs": 6, "lr": 3e-3,
-              "losses": {"kd": 1.0, "ce": 0.1, "hidden": 0.1, "attention": 0.1}, "time_budget_s": 60}  # fmt: skip
+              "losses": {"kd": 1.0, "ce": 0.1, "hidden": 0.1, "attention": 0.1}}  # fmt: skip
     spec = register_model(
         ModelSpec(name="tiny-student", family="bert", task="sst2", recipe=recipe), overwrite=True
     )
@@ -247,7 +247,7 @@ def test_tiny_classifier_distillation_all_losses(tiny_teacher):
     info = json.loads((spec.checkpoint_dir() / "accelbench.json").read_text())
     log = info["training"]
     assert log["teacher"] == "tiny-teacher" and log["hidden_size"] == 16 and log["layer_map"] == [1]
-    assert log["train_examples"] == 64
+    assert log["train_examples"] == 64 and log["steps"] == log["planned_steps"] == 48  # 6 epochs of 8 batches
     assert info["recipe"]["losses"]["attention"] == 0.1
     assert _falls([loss for _, loss in log["loss_curve"]]), log["loss_curve"]
     assert set(log["loss_parts"][-1][1]) == {"kd", "ce", "hidden", "attention"}
@@ -276,7 +276,7 @@ def test_tiny_t5_distillation_with_pseudo_labels(tiny_t5, tmp_path):
         ModelSpec(name="tiny-t5-teacher2", base=str(tmp_path / "sharp-t5"), task="multi30k"), overwrite=True
     )
     recipe = {"kind": "distill-t5", "teacher": "tiny-t5-teacher2", "decoder_layers": "half", "targets": "pseudo",
-              "losses": {"kd": 1.0, "ce": 0.1}, "batch_size": 8, "epochs": 8, "lr": 3e-3, "time_budget_s": 60, "max_length": 16}  # fmt: skip
+              "losses": {"kd": 1.0, "ce": 0.1}, "batch_size": 8, "epochs": 8, "lr": 3e-3, "max_length": 16}  # fmt: skip
     spec = register_model(
         ModelSpec(name="tiny-t5-student", family="t5", task="multi30k", recipe=recipe), overwrite=True
     )
@@ -297,8 +297,7 @@ def test_student_records_hold_the_recipe_and_compare_with_teacher(tiny_teacher, 
     from accelbench.experiment import run_experiment
     from accelbench.records import read_current
 
-    recipe = {"kind": "distill-classifier", "teacher": "tiny-teacher", "layers": [0], "batch_size": 16,
-              "time_budget_s": 20}  # fmt: skip
+    recipe = {"kind": "distill-classifier", "teacher": "tiny-teacher", "layers": [0], "batch_size": 16}
     register_model(ModelSpec(name="tiny-student2", family="bert", task="sst2", recipe=recipe), overwrite=True)
     notebook.ensure_teacher_baseline("sst2", "tiny-teacher", tmp_path, QUICK)
     n = len(read_current(tmp_path))
