@@ -2,10 +2,12 @@
 
 Requests are real texts of the evaluation split; latencies are wall-clock per request (tokenization
 included, as a service pays it). Every point of every variant gets its warm-up first; then, round by round,
-each variant runs each point for ``min_time_s / repeats`` seconds, the variants taking turns, so a slow phase
-of a shared machine hits all of them alike. A point's figures are the median over its rounds with an
+each variant runs each point on the same inputs for about ``min_time_s / repeats`` seconds (a call count set
+from the warm-up), the variants taking turns, so a slow phase of a shared machine hits all of them alike. A point's figures are the median over its rounds with an
 order-statistic interval (``stats.median_interval``); a variant's speed-up against the baseline is the median
 of its per-round ratios (paired), which is far steadier than the ratio of two separate measurements.
+Each point also records how much CPU other processes took during its rounds (``trackers.OtherCpu``): a point
+measured on a busy machine carries ``busy: true``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from ..runtimes.base import Predictor
 from .settings import BenchmarkSettings
 from .stats import median_interval, paired_ratios, unpaired_ratio
-from .trackers import PeakMemory
+from .trackers import OtherCpu, PeakMemory
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +84,33 @@ class Point:
             rng.shuffle(self.work)
         self.next = 0
         self.rounds: list[dict] = []  # per round: times (s), samples, tokens
+        self.warm_times: list[float] = []
         self.peak_rss_mb = 0.0
         self.rss_increase_mb = 0.0
+        self.others = OtherCpu()  # CPU taken by other processes during the timed rounds
 
     def warm_up(self) -> None:
         n = self.s.warmup if self.scenario == "realtime" else max(1, min(self.s.warmup, len(self.work)))
-        for w in self.work[:n]:
+        for w in self.work[: max(n, 1)]:  # at least one call: its time sizes the rounds
+            t0 = time.perf_counter()
             _call(self.predictor, self.kind, w, self.s, self.padding)
+            self.warm_times.append(time.perf_counter() - t0)
 
-    def run_round(self, seconds: float, min_calls: int, max_calls: int | None = None) -> float:
-        """Run for ``seconds`` (at least ``min_calls`` calls); returns the wall time spent."""
+    @property
+    def call_s(self) -> float:
+        """A steady call's time from the warm-up (its fastest call: the first ones pay one-off costs)."""
+        return min(self.warm_times) if self.warm_times else math.nan
+
+    def run_round(self, calls: int, start: int) -> float:
+        """Run ``calls`` calls on the work items from ``start`` on (cyclically); returns the wall time spent.
+
+        Every variant of a point runs the same items in the same round, so a per-round ratio compares speed
+        on identical inputs, not two different mixes of short and long texts."""
         times, samples, tokens = [], 0, 0
-        start = time.perf_counter()
-        with PeakMemory() as mem:
-            while (len(times) < min_calls or time.perf_counter() - start < seconds) and (
-                max_calls is None or len(times) < max_calls
-            ):
-                w = self.work[self.next % len(self.work)]
-                self.next += 1
+        t_start = time.perf_counter()
+        with PeakMemory() as mem, self.others.track():
+            for i in range(start, start + calls):
+                w = self.work[i % len(self.work)]
                 t0 = time.perf_counter()
                 tokens += _call(self.predictor, self.kind, w, self.s, self.padding)
                 times.append(time.perf_counter() - t0)
@@ -107,7 +118,7 @@ class Point:
         self.peak_rss_mb = max(self.peak_rss_mb, mem.peak_mb)
         self.rss_increase_mb = max(self.rss_increase_mb, mem.peak_mb - mem.start_mb)
         self.rounds.append({"times": times, "samples": samples, "tokens": tokens})
-        return time.perf_counter() - start
+        return time.perf_counter() - t_start
 
     def result(self) -> dict:
         """The point's record fields: medians over rounds with their intervals, pooled latency percentiles."""
@@ -142,7 +153,19 @@ class Point:
             if self.scenario == "batch":
                 out["ms_per_sequence"] = 1e3 * total / samples
         out.update(peak_rss_mb=round(self.peak_rss_mb, 1), rss_increase_mb=round(self.rss_increase_mb, 1))
+        out.update(self.others.fields())
         return out
+
+
+def calls_per_round(s: BenchmarkSettings, scenario: str, call_s: list[float]) -> int:
+    """Calls per round so the median variant spends ``min_time_s / repeats`` per round, within the minimum
+    calls of a point (``MIN_REQUESTS`` / ``MIN_BATCHES`` over all rounds) and ``max_requests``."""
+    known = [c for c in call_s if c and math.isfinite(c)]
+    per_call = float(np.median(known)) if known else math.inf
+    low = math.ceil((MIN_REQUESTS if scenario == "realtime" else MIN_BATCHES) / s.repeats)
+    high = max(1, s.max_requests // s.repeats) if scenario == "realtime" else math.inf
+    want = math.ceil(s.min_time_s / s.repeats / per_call) if per_call > 0 and math.isfinite(per_call) else low
+    return int(max(1, min(max(want, low), high)))
 
 
 def run_interleaved(
@@ -167,9 +190,7 @@ def run_interleaved(
     pts = {(lb, p): Point(predictors[lb], kind, texts, s, *p) for lb in labels for p in plan}
     spent = dict.fromkeys(labels, 0.0)
     alive = set(labels)
-    round_s = s.min_time_s / s.repeats
-    min_calls = {"realtime": math.ceil(MIN_REQUESTS / s.repeats), "batch": math.ceil(MIN_BATCHES / s.repeats)}
-    max_calls = {"realtime": max(1, s.max_requests // s.repeats), "batch": None}
+    calls: dict[tuple[str, int, str], int] = {}
 
     failed: dict[str, str] = {}
 
@@ -196,16 +217,15 @@ def run_interleaved(
     with tqdm(total=total, desc="speed", unit="turn", disable=not progress, leave=False) as bar:
         for (label, _), pt in pts.items():
             turn(label, pt.warm_up)
+        for p in plan:  # one call count per point, the same for every variant: sized by the median variant
+            calls[p] = calls_per_round(s, p[0], [pts[(lb, p)].call_s for lb in labels if lb in alive])
         for r in range(s.repeats):
             bar.set_description(f"speed round {r + 1}/{s.repeats}")
             for p in plan:
                 order = labels if r % 2 == 0 else labels[::-1]  # neither variant always follows the other
                 for label in order:
                     pt = pts[(label, p)]
-                    turn(
-                        label,
-                        lambda pt=pt: pt.run_round(round_s, min_calls[pt.scenario], max_calls[pt.scenario]),
-                    )
+                    turn(label, lambda pt=pt, p=p, r=r: pt.run_round(calls[p], r * calls[p]))
                     bar.update(1)
     rows = {lb: [pts[(lb, p)].result() for p in plan] for lb in labels if lb in alive}
     for lb, rs in rows.items():
@@ -213,6 +233,10 @@ def run_interleaved(
             logger.info("%s %s bs=%d %s: %.1f samples/s [%.1f, %.1f], p90 %.1f ms", lb, row["scenario"],
                         row["batch_size"], row["padding"], row["throughput"], row["throughput_ci_low"],
                         row["throughput_ci_high"], row["latency_ms_p90"])  # fmt: skip
+            if row.get("busy"):
+                logger.warning("%s %s bs=%d %s: measured on a busy machine: other processes took %.0f%% of the CPU",
+                               lb, row["scenario"], row["batch_size"], row["padding"],
+                               100 * row["busy_other_cpu_share"])  # fmt: skip
     return Interleaved(rows, spent, failed)
 
 
@@ -269,7 +293,7 @@ def batch(predictor: Predictor, kind: str, texts: list[str], batch_size: int, s:
 def _single(predictor, kind, texts, s, scenario, batch_size, padding) -> dict:
     pt = Point(predictor, kind, texts, s, scenario, batch_size, padding)
     pt.warm_up()
-    for _ in range(s.repeats):
-        pt.run_round(s.min_time_s / s.repeats, math.ceil((MIN_REQUESTS if scenario == "realtime" else MIN_BATCHES)
-                     / s.repeats), max(1, s.max_requests // s.repeats) if scenario == "realtime" else None)  # fmt: skip
+    n = calls_per_round(s, scenario, [pt.call_s])
+    for r in range(s.repeats):
+        pt.run_round(n, r * n)
     return pt.result()

@@ -39,3 +39,15 @@ def test_measure_peaks_cached(tmp_path):
     assert json.loads((tmp_path / "peaks.json").read_text()) == peaks
     assert measure_peaks(tmp_path, n=4096) == peaks  # read back, not measured again
     assert matmul_peak("fp32", n=64, min_time_s=0.05) > 1e6
+
+
+def test_int8_peak_is_the_best_int8_kernel(tmp_path):
+    """On a CPU without VNNI torch._int_mm is a slow loop; fbgemm's u8 x s8 GEMM is not: the peak takes the best."""
+    by_kernel = {
+        k: matmul_peak("int8", n=128, min_time_s=0.05, kernel=k) for k in ("int_mm", "quantized_linear")
+    }
+    assert all(v and v > 1e6 for v in by_kernel.values())
+    peaks = measure_peaks(tmp_path, n=128, rounds=1, min_time_s=0.05)
+    assert peaks["int8_kernel"] in by_kernel
+    best = max(max(peaks["int8_int_mm_rounds"]), max(peaks["int8_quantized_linear_rounds"]))
+    assert peaks["int8"] == best

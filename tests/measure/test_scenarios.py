@@ -176,3 +176,24 @@ def test_invalid_repeats():
         with pytest.raises(ConfigError):
             BenchmarkSettings(repeats=bad)
     assert "time_limit_s" not in BenchmarkSettings().key_dict()
+
+
+class RecordingPredictor(SleepyPredictor):
+    def __init__(self, delay):
+        super().__init__(delay)
+        self.seen = []
+
+    def classify(self, texts, padding="dynamic", max_length=128):
+        self.seen.append(tuple(texts))
+        return super().classify(texts, padding, max_length)
+
+
+def test_every_variant_runs_the_same_inputs_in_each_round():
+    s = BenchmarkSettings(batch_sizes=[2], min_time_s=0.06, repeats=3, warmup=1)
+    slow, fast = RecordingPredictor(0.006), RecordingPredictor(0.002)
+    texts = [f"text number {i} " * (1 + i % 7) for i in range(30)]
+    result = run_interleaved({"slow": slow, "fast": fast}, "classification", texts, s, progress=False)
+    assert not result.failed
+    assert slow.seen == fast.seen  # same warm-up and the same items round by round, whatever the speed
+    row = result.rows["fast"][1]
+    assert row["n_batches"] == result.rows["slow"][1]["n_batches"] >= 3
