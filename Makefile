@@ -65,8 +65,14 @@ quick: $(STAMP) data ## run the small sweep (QUICK_CONFIG=configs/quick.yaml)
 
 # The kernel "python3" comes with ipykernel in $(VENV)/share/jupyter/kernels; jupyter runs it with its own
 # interpreter, the venv's. JUPYTER_PREFER_ENV_PATH=1 lets it win over a python3 kernel in the user's home.
-lab: $(STAMP) data ## open JupyterLab on notebooks/ with the venv's python as kernel
-	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --notebook-dir=notebooks
+# JupyterLab listens on loopback only (LAB_IP); as root (containers, cloud machines) it needs --allow-root,
+# added only when the effective user id (LAB_UID) is 0. Reach a remote machine's lab through an SSH tunnel:
+# ssh -L 8888:127.0.0.1:8888 host. More options: make lab LAB_ARGS="--port=8890 --no-browser".
+LAB_IP ?= 127.0.0.1
+LAB_UID ?= $(shell id -u)
+LAB_ARGS ?=
+lab: $(STAMP) data ## open JupyterLab on notebooks/ (loopback only) with the venv's python as kernel
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --notebook-dir=notebooks --ip=$(LAB_IP) $(if $(filter 0,$(LAB_UID)),--allow-root) $(LAB_ARGS)
 
 lint: $(STAMP) ## ruff check, ruff format --check, and the package's layers (import-linter)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -1,7 +1,8 @@
 """Command line: ``accelbench run --config configs/default.yaml`` and friends.
 
-Every user error ends with one clear message that names the fix and exit code 2; a suite in which a
-notebook failed exits 1 after finishing the rest; success exits 0.
+Every user error ends with one clear message that names the fix and exit code 2; a suite in which anything
+failed (a model, a notebook, a variant) exits 1 after finishing the rest, its failures listed last with their
+causes and fixes; success exits 0.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from .environment import collect_environment
 from .exceptions import AccelbenchError
 from .methods import get_method, list_methods
 from .models import MODELS, resolve_model
-from .suite import run_suite, time_breakdown
+from .notebook import quiet_library_warnings
+from .report import build_report
+from .suite import Failure, run_suite, time_breakdown
 from .tasks import TASKS
 from .training import ensure_trained
 
@@ -55,21 +58,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.summary:
         print(f"summary: {result.summary}")
         print(result.summary.read_text().split("\n## Failures")[0][-3000:] if args.show else "", end="")
+    if result.report:
+        print(f"report: {result.report} (opens from disk; the folder can be zipped and shared)")
     for r in result.runs:
-        print(
-            f"  {'ok    ' if r.ok else 'FAILED'} {r.seconds:6.0f} s  {r.output.name}"
-            + (f"  ({r.error})" if r.error else "")
-        )
+        print(f"  {'ok    ' if r.ok else 'FAILED'} {r.seconds:6.0f} s  {r.output.name}")
     print(f"where the time went ({result.seconds / 60:.1f} min):")
     for part, sec in time_breakdown(result):
         print(f"  {sec:6.0f} s  {part}")
-    if result.failed:
+    return _print_failures(result.failures)
+
+
+def _print_failures(failures: list[Failure]) -> int:
+    """The run's failures, last on stderr with their causes and fixes; the exit code: 1 if this run had any."""
+    now = [f for f in failures if not f.earlier]
+    earlier = len(failures) - len(now)
+    sys.stdout.flush()  # the failures come last, also when both streams go to one file
+    if earlier:
         print(
-            f"{len(result.failed)} notebook(s) failed; the others ran and their records are kept.",
+            f"{earlier} failure(s) recorded by an earlier run into this folder and not retried now are listed "
+            "in summary.md's Failures section.",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    if not now:
+        return 0
+    print(f"\n{len(now)} failure(s); everything else ran and its records are kept:", file=sys.stderr)
+    for f in now:
+        print(f"  {f.what} {f'{f.task} · ' if f.task else ''}{f.name}: {f.cause}", file=sys.stderr)
+        if f.fix:
+            print(f"    fix: {f.fix}", file=sys.stderr)
+    return 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -113,6 +130,12 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     path = write_summary(Path(args.run_dir), fraction=args.fraction)
     print(path.read_text())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    index = build_report(Path(args.run_dir))
+    print(f"{index} (with summary.html and each notebook's HTML; opens from disk, no network needed)")
     return 0
 
 
@@ -178,11 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--fraction", type=float, default=0.99)
     s.set_defaults(fn=cmd_summary)
+
+    rp = sub.add_parser(
+        "report",
+        help="(re)build a run's index.html: summary, notebooks and figures as HTML, readable offline",
+    )
+    rp.add_argument("run_dir", help="the run's folder, e.g. results/default")
+    rp.set_defaults(fn=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_defaults()
+    quiet_library_warnings()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"

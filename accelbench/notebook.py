@@ -1,17 +1,25 @@
-"""What the notebooks call beyond the public API: run folders, settings from parameters, tables, students.
+"""What the notebooks call beyond the public API: set-up, run folders, settings from parameters, tables, students.
 
-Notebooks stay thin (a parameters cell, calls, plots); any helper a notebook needs lives here.
+Notebooks stay thin (a parameters cell, calls, plots); any helper a notebook needs lives here. ``setup`` is
+every notebook's first call: it filters library messages that mean nothing to a reader, turns progress bars
+off for an executed (papermill) notebook, and prints the environment the notebook runs in.
 """
 
 from __future__ import annotations
 
 import logging
+import platform
+import re
+import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .analysis import format_metric
+from .environment import collect_environment
 from .exceptions import DataError
 from .experiment import run_experiment
 from .measure.settings import BenchmarkSettings
@@ -19,8 +27,101 @@ from .models import resolve_model
 from .paths import results_dir
 from .recipes import build_recipe, student_recipe_class
 from .records import BASELINE_METHOD, OK_STATUS, read_current
+from .version import __version__
 
 logger = logging.getLogger(__name__)
+
+# Library log messages that tell a reader nothing: (logger, pattern). Filtered on the logger that emits them.
+LIBRARY_NOISE = (
+    ("torchao", r"Failed to load \S*_C_(mxfp8|cutlass)"),  # torchao's CUDA kernels, absent from a CPU build
+    ("torchao.kernel.intmm", r"Detected no triton"),  # triton kernels, absent from a CPU build
+    ("torch.utils._pytree", r"is an Enum subclass"),  # torch deprecating torchao's register_constant(Enum)
+)
+
+
+class _DropMatching(logging.Filter):
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(record.getMessage())
+
+
+def quiet_library_warnings() -> None:
+    """Drop the library messages of ``LIBRARY_NOISE`` (idempotent; before the libraries are imported or after)."""
+    for name, pattern in LIBRARY_NOISE:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropMatching) and f.pattern.pattern == pattern for f in log.filters):
+            log.addFilter(_DropMatching(pattern))
+
+
+def _hide_library_progress() -> None:
+    """No progress bars from transformers (loading weights) or the hub (downloads), and no tqdm warning that
+    ipywidgets is missing: an executed notebook keeps results, not bar updates."""
+    from tqdm import TqdmWarning
+
+    # before transformers: importing it imports tqdm.auto, which warns then
+    warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the hub's download bars too
+
+
+def environment_line() -> str:
+    """Where this notebook runs: interpreter, accelbench version and location, torch, CPU and its cores."""
+    env = collect_environment()
+    commit = env.get("env_git_commit")
+    cores = env.get("env_cores_available") or env.get("env_cores_logical")
+    package = Path(__file__).resolve().parent
+    return (
+        f"python {sys.executable} ({platform.python_version()}); "
+        f"accelbench {__version__}{f' ({commit})' if commit else ''} from {package}; "
+        f"torch {env.get('env_torch') or '?'}; CPU {env.get('env_cpu_model') or '?'}, {cores or '?'} core(s) available"
+    )
+
+
+def setup(progress: bool = True) -> None:
+    """A notebook's first call: library noise filtered, progress bars off unless ``progress``, environment shown."""
+    quiet_library_warnings()
+    if not progress:
+        _hide_library_progress()
+    print(environment_line())
+
+
+def _seconds(row: pd.Series, column: str) -> str:
+    value = row.get(column)
+    return "?" if value is None or pd.isna(value) else f"{float(value):.1f}"
+
+
+def step_lines(records: pd.DataFrame) -> list[str]:
+    """One line per variant of an experiment's records: what a finished progress bar would have said."""
+    lines = []
+    if records.empty or "variant" not in records.columns:
+        return lines
+    for variant, rows in records.groupby("variant", sort=False):
+        r = rows.iloc[-1]
+        status = r.get("status", OK_STATUS)
+        if status != OK_STATUS:
+            error = r.get("error")
+            first = str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else "?"
+            lines.append(f"{variant}: {status}: {first}")
+            continue
+        n = r.get("n_eval")
+        examples = f" on {int(n)} examples" if n is not None and not pd.isna(n) else ""
+        metric = f"{r.get('metric_name') or 'metric'} {format_metric(r.get('metric'), r.get('metric_name'))}"
+        speed = f"speed at {len(rows)} point(s) in {_seconds(r, 'time_speed_s')} s"
+        applied = f"method applied in {_seconds(r, 'time_apply_s')} s"
+        lines.append(
+            f"{variant}: {metric}{examples} in {_seconds(r, 'time_quality_s')} s; {speed} ({applied})"
+        )
+    return lines
+
+
+def print_steps(records: pd.DataFrame) -> None:
+    """Print ``step_lines``: in an executed notebook, the one line each long step leaves instead of its bar."""
+    for line in step_lines(records):
+        print(line)
 
 
 def resolve_run_dir(run_dir: str | Path | None) -> Path:
@@ -73,7 +174,9 @@ def student_entry(student: str | dict[str, Any], **train: Any) -> str | dict[str
     return entry
 
 
-def ensure_teacher_baseline(task: str, teacher: str | dict[str, Any], run_dir, settings=None) -> None:
+def ensure_teacher_baseline(
+    task: str, teacher: str | dict[str, Any], run_dir, settings=None, progress: bool = True
+) -> None:
     """Measure the teacher's fp32 in ``run_dir`` unless the run already holds it (e.g. from 01_baseline).
 
     Measuring it again under other settings would put two teacher baselines on one frontier.
@@ -86,7 +189,7 @@ def ensure_teacher_baseline(task: str, teacher: str | dict[str, Any], run_dir, s
     ):
         logger.info("teacher %s fp32 already measured in %s", name, run_dir)
         return
-    run_experiment(task, teacher, [BASELINE_METHOD], run_dir, settings)
+    print_steps(run_experiment(task, teacher, [BASELINE_METHOD], run_dir, settings, progress=progress))
 
 
 def compare_with_teacher(records, teacher: str, batch_size: int = 32):

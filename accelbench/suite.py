@@ -3,8 +3,10 @@
 For each experiment (task) and model: ``01_baseline`` (fp32 quality and speed), ``02_quantization``
 (the other methods); for a distilled student, ``03_distillation`` instead (its training curves, and every
 method applied to it, against its teacher); then ``04_pareto`` once over the run's records. Executed notebooks and their
-HTML renderings go to ``results/<run>/notebooks/``; ``summary.md`` to ``results/<run>/``.
-A notebook that fails is reported and the suite goes on; the run exits non-zero at the end.
+HTML renderings go to ``results/<run>/notebooks/``; ``summary.md`` and ``index.html`` (the offline report) to
+``results/<run>/``. Executed notebooks get ``progress=False``: they keep results, not progress-bar updates.
+A model that does not train, a notebook or a variant that fails is reported (cause and fix, in summary.md's
+Failures section and in ``SuiteResult.failures``) and the suite goes on; the run exits non-zero at the end.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .analysis import write_summary
+from .analysis.summary import SUMMARY_FILE, failure_rows, with_failures
 from .config import SweepConfig
+from .exceptions import AccelbenchError
 from .models import is_trained, resolve_model
 from .paths import notebooks_dir
 from .recipes import build_recipe, planned_steps, student_recipe_class
-from .records import BASELINE_METHOD
+from .records import BASELINE_METHOD, read_current
+from .report import build_report, render_notebook_html
 from .tasks import get_task, load_task
 from .training import ensure_trained
 
@@ -34,6 +40,7 @@ QUANTIZATION_NB = "02_quantization.ipynb"
 DISTILLATION_NB = "03_distillation.ipynb"
 PARETO_NB = "04_pareto.ipynb"
 KERNEL = "python3"
+RECORD_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # records' ``timestamp``
 
 
 @dataclass
@@ -43,8 +50,22 @@ class NotebookRun:
     parameters: dict[str, Any]
     ok: bool = False
     seconds: float = 0.0
-    error: str | None = None
+    error: str | None = None  # the exception's own message, e.g. "ModelError: cannot load ..."
+    fix: str | None = None  # its fix, when the error names one
     html: Path | None = None
+
+
+@dataclass
+class Failure:
+    """Something of a run that failed, told once: in summary.md's Failures section and at the command's end."""
+
+    what: str  # "training" (a model that could not be trained), "notebook", "variant", "timeout"
+    name: str  # the model, the notebook's file name, or the variant
+    cause: str  # the exception's own message
+    fix: str  # what to do about it
+    task: str = ""  # the task of a notebook or variant
+    link: str | None = None  # a file of the run folder that shows it (a notebook's HTML), relative to it
+    earlier: bool = False  # recorded by an earlier run into the same folder, not retried by this one
 
 
 @dataclass
@@ -54,6 +75,8 @@ class SuiteResult:
     summary: Path | None = None
     trained: dict[str, float] = field(default_factory=dict)  # model -> seconds, for those trained in this run
     seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)  # models, notebooks, then variants
+    report: Path | None = None  # index.html
 
     @property
     def failed(self) -> list[NotebookRun]:
@@ -82,6 +105,7 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 "settings": settings,
                 "config": str(config.source) if (config.tasks or config.models) and config.source else None,
                 "unavailable": config.on_unavailable,
+                "progress": False,  # an executed notebook keeps results, not progress-bar updates
             }
             if student_recipe_class(resolve_model(m).recipe) is not None:
                 runs.append(NotebookRun(DISTILLATION_NB, out_dir / f"03_distillation__{_slug(e.task, m)}.ipynb",
@@ -95,18 +119,27 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 runs.append(NotebookRun(QUANTIZATION_NB, out_dir / f"02_quantization__{_slug(e.task, m)}.ipynb",
                                         {**common, "methods": others}))  # fmt: skip
     runs.append(NotebookRun(PARETO_NB, out_dir / "04_pareto.ipynb",
-                            {"run_dir": str(config.run_dir), "fraction": config.fraction}))  # fmt: skip
+                            {"run_dir": str(config.run_dir), "fraction": config.fraction,
+                             "progress": False}))  # fmt: skip
     return runs
 
 
-def render_html(notebook: Path) -> Path:
-    """HTML rendering of an executed notebook, for sharing without Jupyter."""
-    from nbconvert import HTMLExporter
+def cause_and_fix(ename: str, evalue: str) -> tuple[str, str | None]:
+    """An exception's name and message, as a failed cell reports them, split into the cause and the fix that an
+    accelbench error appends to its message (``AccelbenchError``: "message\n  fix: ...")."""
+    message, _, fix = str(evalue).partition("\n  fix: ")
+    message = " ".join(message.split())
+    return (f"{ename}: {message}" if message else ename), (" ".join(fix.split()) or None)
 
-    body, _ = HTMLExporter().from_filename(str(notebook))
-    out = notebook.with_suffix(".html")
-    out.write_text(body, encoding="utf-8")
-    return out
+
+def _exception_cause(err: BaseException) -> tuple[str, str | None]:
+    if isinstance(err, AccelbenchError):
+        return f"{type(err).__name__}: {' '.join(err.message.split())}", err.fix
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename:  # papermill's PapermillExecutionError: the cell's own exception
+        return cause_and_fix(ename, evalue or "")
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[-1] if text else repr(err)}", None
 
 
 def execute(run: NotebookRun, progress: bool = True, cwd: Path | None = None) -> NotebookRun:
@@ -121,12 +154,18 @@ def execute(run: NotebookRun, progress: bool = True, cwd: Path | None = None) ->
         )  # fmt: skip
         run.ok = True
     except Exception as e:  # PapermillExecutionError and kernel failures alike: report, go on
-        run.error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else e!r}"
+        run.error, run.fix = _exception_cause(e)
+        cell = getattr(e, "exec_count", None)
+        run.fix = run.fix or (
+            f"read the traceback in {run.output.with_suffix('.html').name}"
+            + (f" (cell In [{cell}])" if cell else "")
+            + "; fix the cause and rerun: what was recorded is kept"
+        )
         logger.error("%s failed: %s (see %s)", run.notebook, run.error, run.output)
     run.seconds = time.perf_counter() - start
     if run.output.exists():
         try:
-            run.html = render_html(run.output)
+            run.html = render_notebook_html(run.output)
         except Exception as e:
             logger.warning("could not render %s to HTML: %s", run.output, e)
     return run
@@ -190,7 +229,9 @@ def estimate(config: SweepConfig, to_train: list[str]) -> dict[str, float]:
     return {"training": train, "measuring": measure + notebooks, "total": train + measure + notebooks}
 
 
-def prepare_models(config: SweepConfig, progress: bool = True) -> dict[str, float]:
+def prepare_models(
+    config: SweepConfig, progress: bool = True, failures: dict[str, BaseException] | None = None
+) -> dict[str, float]:
     """Train every built-in model the grid needs (cached checkpoints are reused), before any notebook.
 
     Teachers come before their students. A model whose training fails is logged and skipped: its notebooks
@@ -204,6 +245,8 @@ def prepare_models(config: SweepConfig, progress: bool = True) -> dict[str, floa
             trained[name] = time.perf_counter() - start
         except Exception as err:  # one failing model never stops the sweep
             logger.error("training %s failed: %s", name, err)
+            if failures is not None:  # the caller's list of failures gets its cause
+                failures[name] = err
     return trained
 
 
@@ -221,7 +264,7 @@ def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(json.loads(json.dumps(snapshot, default=str)), sort_keys=False)
     )
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     todo = models_to_train(config)
     logger.info("to train first: %s", ", ".join(f"{n} ({_planned_steps(resolve_model(n))} steps)" for n in todo)
                 if todo else "nothing (every model is cached)")  # fmt: skip
@@ -231,19 +274,72 @@ def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None
                     est["total"] / 60, est["training"] / 60, est["measuring"] / 60)  # fmt: skip
     except Exception as e:  # a forecast never stops a run
         logger.warning("no time estimate: %s", e)
-    result = SuiteResult(run_dir, trained=prepare_models(config, progress))
+    untrained: dict[str, BaseException] = {}
+    result = SuiteResult(run_dir, trained=prepare_models(config, progress, failures=untrained))
     for run in plan(config):
         if only and not any(run.notebook.startswith(o) for o in only):
             continue
         logger.info("executing %s -> %s", run.notebook, run.output)
         result.runs.append(execute(run, progress))
     result.seconds = time.perf_counter() - start
+    records = read_current(run_dir)
+    result.failures = _failures(result, untrained, records, started_at)
     try:
-        result.summary = write_summary(run_dir, fraction=config.fraction)
+        result.summary = _write_summary(run_dir, config.fraction, records, result.failures)
         _append_suite_section(result)
     except Exception as e:
         logger.error("could not write the summary: %s", e)
+    try:
+        result.report = build_report(run_dir, render=False)
+    except Exception as e:
+        logger.error("could not write the report: %s", e)
     return result
+
+
+def _recorded_at(timestamp: str) -> float | None:
+    try:
+        return datetime.strptime(timestamp, RECORD_TIME_FORMAT).timestamp()
+    except ValueError:
+        return None
+
+
+def _failures(
+    result: SuiteResult, untrained: dict[str, BaseException], records, started_at: float
+) -> list[Failure]:
+    """Every failure of the run: models that did not train, notebooks that failed, failed or timed-out variants
+    (those recorded before ``started_at`` and not retried are marked ``earlier``)."""
+    out = []
+    for name, err in untrained.items():
+        cause, fix = _exception_cause(err)
+        out.append(
+            Failure(
+                "training", name, cause, fix or f"train it alone to see why: accelbench train --model {name}"
+            )
+        )
+    for r in result.runs:
+        if not r.ok:
+            shown = r.html or r.output
+            link = shown.relative_to(result.run_dir).as_posix() if shown.exists() else None
+            task = str(r.parameters.get("task") or "")
+            out.append(Failure("notebook", r.output.name, r.error or "failed", r.fix or "", task, link))
+    for row in failure_rows(records):
+        at = _recorded_at(row["timestamp"])
+        out.append(Failure(row["what"], row["name"], row["cause"], row["fix"], row["task"],
+                           earlier=at is not None and at < int(started_at)))  # fmt: skip
+    return out
+
+
+def _write_summary(run_dir: Path, fraction: float, records, failures: list[Failure]) -> Path:
+    """summary.md with every failure in its Failures section; a run that recorded nothing gets one too."""
+    others = [asdict(f) for f in failures if f.what in ("training", "notebook")]
+    if records.empty:
+        path = run_dir / SUMMARY_FILE
+        path.write_text(with_failures(f"# accelbench summary: {run_dir.name}\n\nNothing was recorded.\n",
+                                      records, others), encoding="utf-8")  # fmt: skip
+        return path
+    path = write_summary(run_dir, fraction=fraction)
+    path.write_text(with_failures(path.read_text(encoding="utf-8"), records, others), encoding="utf-8")
+    return path
 
 
 def time_breakdown(result: SuiteResult) -> list[tuple[str, float]]:
@@ -257,7 +353,7 @@ def time_breakdown(result: SuiteResult) -> list[tuple[str, float]]:
 def _append_suite_section(result: SuiteResult) -> None:
     lines = ["", "## Notebooks", "", "| notebook | status | seconds | HTML |", "|---|---|---|---|"]
     for r in result.runs:
-        status = "ok" if r.ok else f"FAILED: {r.error}"
+        status = "ok" if r.ok else "FAILED (see Failures)"
         html = r.html.relative_to(result.run_dir) if r.html else ""
         link = f"[{r.output.relative_to(result.run_dir)}]({r.output.relative_to(result.run_dir)})"
         lines.append(f"| {link} | {status} | {r.seconds:.0f} | {f'[{html}]({html})' if html else ''} |")

@@ -76,3 +76,20 @@ def test_unknown_model_exits_2(tmp_path, capsys):
         and "cannot load model 'minilm-sst3'" in err
         and "fix: use a built-in model (minilm-sst2" in err
     )
+
+
+def test_failures_come_last_with_cause_and_fix_and_set_the_exit_code(capsys):
+    from accelbench.cli import _print_failures
+    from accelbench.suite import Failure
+
+    old = Failure("variant", "sst2 · m:bf16", "RuntimeError: no kernel", "rerun", earlier=True)
+    assert _print_failures([old]) == 0  # recorded by an earlier run and not retried: told in summary.md
+    assert "1 failure(s) recorded by an earlier run" in capsys.readouterr().err
+    new = Failure("notebook", "01_baseline__sst2__bad.ipynb", "ModelError: cannot load (header too large)",
+                  "check the checkpoint", task="sst2")  # fmt: skip
+    assert _print_failures([old, new]) == 1
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith(
+        "  notebook sst2 · 01_baseline__sst2__bad.ipynb: ModelError: cannot load (header too large)\n"
+        "    fix: check the checkpoint"
+    )

@@ -1,20 +1,23 @@
-"""Each notebook executed through papermill with tiny models and quick settings, then rendered to HTML."""
+"""Each notebook executed through papermill with tiny models and quick settings, then rendered to HTML;
+their set-up cell and parameters; ``make lab``'s command line."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from accelbench.paths import notebooks_dir
 from accelbench.records import read_records
-from accelbench.suite import render_html
+from accelbench.report import check_offline, render_notebook_html
 
 from .conftest import QUICK
 
 NOTEBOOKS_DIR = notebooks_dir()
-
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _execute(name: str, out, **parameters):
@@ -25,6 +28,7 @@ def _execute(name: str, out, **parameters):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_notebooks_end_to_end(tiny_bert, tiny_t5, tmp_path):
     run_dir = tmp_path / "run"
     common = {"run_dir": str(run_dir), "settings": QUICK}
@@ -45,8 +49,9 @@ def test_notebooks_end_to_end(tiny_bert, tiny_t5, tmp_path):
     assert any("image/png" in o.get("data", {}) for o in outputs), "the Pareto notebook shows no plot"
     text = json.dumps(outputs)
     assert "Deploy" in text or "No variant" in text, "the Pareto notebook gives no recommendation"
-    html = render_html(tmp_path / "04.ipynb")
+    html = render_notebook_html(tmp_path / "04.ipynb")
     assert html.stat().st_size > 10_000 and "<html" in html.read_text()[:2000].lower()
+    assert check_offline(html.read_text()) == []
 
 
 def test_every_parameter_line_parses_for_papermill():
@@ -63,3 +68,33 @@ def test_every_parameter_line_parses_for_papermill():
         )
         lines = [line for line in source.splitlines() if line.strip()]
         assert len(PythonTranslator.inspect({"source": source})) == len(lines), path.name
+
+
+def _code_cells(path: Path) -> list[str]:
+    nb = json.loads(path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_every_notebook_sets_up_first_and_passes_progress_on():
+    """``progress`` (False from the suite) reaches every call that draws a bar; set-up shows the environment."""
+    for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        cells = _code_cells(path)
+        assert "progress = True" in cells[0], f"{path.name}: no progress parameter"
+        assert "notebook.setup(progress)" in cells[1], f"{path.name}: the set-up cell does not call setup"
+        source = "\n".join(cells[1:])
+        for call in ("run_experiment(", "load_model(", "ensure_trained(", "ensure_teacher_baseline("):
+            for chunk in source.split(call)[1:]:
+                args = chunk.split(")\n")[0]
+                assert "progress" in args, f"{path.name}: {call}{args[:80]}... does not pass progress"
+
+
+@pytest.mark.parametrize("uid, root", [("0", True), ("1000", False)])
+def test_make_lab_binds_loopback_and_allows_root_only_as_root(uid, root):
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    done = subprocess.run(["make", "-n", "lab", f"LAB_UID={uid}"], cwd=ROOT, capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    line = next(x for x in done.stdout.splitlines() if "jupyter lab" in x)
+    args = line.split()
+    assert "--ip=127.0.0.1" in args and "--notebook-dir=notebooks" in args
+    assert ("--allow-root" in args) is root

@@ -1,12 +1,14 @@
 """Reading results: Pareto frontiers, the deployment recommendation, summary.md and the notebooks' plots."""
 
 # Layering: these modules import only accelbench.exceptions, .registry, .records and each other
-# (formatting; selection -> objectives -> frontier -> comparison -> recommend -> frontier_plot -> summary),
-# never the code that measures. Every reader sees the same rows: records.current_records.
+# (formatting, busy, style, labels; selection -> objectives -> frontier -> comparison -> recommend -> tables
+# -> frontier_plot, plots -> summary), never the code that measures. Every reader sees the same rows:
+# records.current_records.
 
 from __future__ import annotations
 
-from . import plots
+from . import plots, tables
+from .busy import busy_mask, busy_warning
 from .comparison import Comparison, compare_leaders
 from .formatting import display_metric_name, format_metric, format_ratio
 from .frontier import (
@@ -36,6 +38,7 @@ from .recommend import (
 )
 from .selection import NOT_RUN_STATUSES, ok_mask, task_records
 from .summary import markdown_table, read_run, summary_markdown, write_summary
+from .tables import frontier_people_table
 from .time_spent import time_spent
 
 __all__ = [
@@ -48,12 +51,15 @@ __all__ = [
     "Objective",
     "Recommendation",
     "available_objectives",
+    "busy_mask",
+    "busy_warning",
     "check_fraction",
     "compare_leaders",
     "display_metric_name",
     "format_metric",
     "format_ratio",
     "frontier",
+    "frontier_people_table",
     "frontier_table",
     "get_objective",
     "markdown_table",
@@ -70,6 +76,7 @@ __all__ = [
     "recommendation_or_reason",
     "register_objective",
     "summary_markdown",
+    "tables",
     "task_records",
     "time_spent",
     "write_summary",

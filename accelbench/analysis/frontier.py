@@ -29,10 +29,11 @@ QUALITY_COLUMNS = (
 )  # fmt: skip
 COST_CI_COLUMNS = ("cost_ci_low", "cost_ci_high")  # a frontier table's copy of the objective's ci_columns
 FRONTIER_COLUMNS = ("variant", "model", "method", "metric_name", "metric", "metric_ci_low", "metric_ci_high")
-# Copied into a frontier table when the records hold them (repeated rounds, paired speed-ups, delta tests).
+# Copied into a frontier table when the records hold them (repeated rounds, paired speed-ups, delta tests,
+# the busy-machine flag of the row the cost came from).
 OPTIONAL_COLUMNS = (
     "repeats", "speed_ci_level", "speedup_vs_fp32", "speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high",
-    "speedup_paired", "metric_delta", *DELTA_TEST_COLUMNS,
+    "speedup_paired", "metric_delta", *DELTA_TEST_COLUMNS, "busy", "busy_other_cpu_share", "busy_threshold",
 )  # fmt: skip
 
 
@@ -194,7 +195,8 @@ def frontier(
     objective's column, so callers need not know its name), cost_ci_low / cost_ci_high (the cost's interval
     over the repeated rounds; NaN when not recorded), batch_size (of the row the cost came from; NaN for
     size) and on_frontier; and, where the records hold them, OPTIONAL_COLUMNS (repeats, the paired
-    speed-up against the model's fp32, the metric delta's paired test). Sorted by cost, best first.
+    speed-up against the model's fp32, the metric delta's paired test, the busy-machine flag). Sorted by
+    cost, best first.
     """
     obj = get_objective(objective)
     return frontier_table(objective_rows(records, task, obj, batch_size), obj)

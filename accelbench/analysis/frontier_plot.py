@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..exceptions import ConfigError, DataError
 from ..records import BASELINE_METHOD
+from .busy import busy_mask, busy_note
 from .formatting import (
     SIGNIFICANCE_NOTE,
     SIGNIFICANT_MARK,
@@ -20,10 +21,11 @@ from .formatting import (
     row_float,
 )
 from .frontier import frontier
-from .labels import LABEL_FONT_SIZE, place_labels
+from .labels import LabelJob, place_labels
 from .objectives import DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
 from .recommend import DEFAULT_FRACTION, Recommendation, check_fraction, recommend_from_frontier
 from .selection import task_records
+from .style import BASELINE_MARKER, FLOOR_STYLE, METHOD_MARKERS, legend_beside, new_figure, readable, wrap
 
 if TYPE_CHECKING:  # matplotlib is imported lazily so that importing the analysis stays cheap
     from matplotlib.axes import Axes
@@ -31,21 +33,9 @@ if TYPE_CHECKING:  # matplotlib is imported lazily so that importing the analysi
 
 logger = logging.getLogger(__name__)
 
-FIGURE_WIDTH_IN = 6.4
-FIGURE_HEIGHT_IN = 4.8
-METHOD_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">", "p", "d")
-BASELINE_MARKER = "*"
-
-
-def _new_figure(n_axes: int) -> tuple[Figure, list[Axes]]:
-    # A bare Figure is not registered with pyplot: no backend choice, no GUI, no figure leak in loops.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(FIGURE_WIDTH_IN * n_axes, FIGURE_HEIGHT_IN), layout="constrained")
-    axes = fig.subplots(1, n_axes, squeeze=False)[0]
-    return fig, list(axes)
-
-
+FRONTIER_ROW_HEIGHT_IN = 5.0  # one objective per row, the page's width
+BASELINE_RADIUS_PT = 7.0  # the baseline's star (s=180), which labels keep clear of
+RING_RADIUS_PT = 10.0  # the red ring round the recommended variant (ms=17)
 CI = ("metric_ci_low", "metric_ci_high")
 
 
@@ -58,10 +48,10 @@ def _error(row: pd.Series, value: str, low: str, high: str) -> list[list[float]]
 
 
 def _point_label(row: pd.Series) -> str:
-    """'m:dynamic-int8 (+0.24 BLEU n.s.)': the variant and, where tested, its metric change against fp32."""
+    """'m:dynamic-int8' over '+0.24 BLEU n.s.': the variant and, where tested, its metric change against fp32."""
     marker = delta_label(row)
     return (
-        f"{row['variant']} ({marker})"
+        f"{row['variant']}\n{marker}"
         if marker and row.get("method") != BASELINE_METHOD
         else str(row["variant"])
     )
@@ -85,19 +75,38 @@ def _draw_recommendation(
     label = f"floor {format_metric(rec.floor, metric_name)}"
     if not rec.floor_is_absolute:
         label += f" ({fraction_text(fraction)} of baseline)"
-    ax.axhline(rec.floor, ls="--", color="grey", lw=1, zorder=1)
+    ax.axhline(rec.floor, zorder=1, **FLOOR_STYLE)
     handles = [
-        Line2D([], [], ls="--", color="grey", lw=1, label=label),
+        Line2D([], [], label=label, **FLOOR_STYLE),
         Line2D(
-            [], [], ls="none", marker=BASELINE_MARKER, ms=11, color="grey", label=f"baseline {rec.baseline}"
+            [],
+            [],
+            ls="none",
+            marker=BASELINE_MARKER,
+            ms=11,
+            color="grey",
+            label=wrap(f"baseline {rec.baseline}"),
         ),
     ]
     if rec.chosen is not None:
         pick = table[table["variant"] == rec.chosen].iloc[0]
         ring = {"ls": "none", "marker": "o", "mfc": "none", "mec": "red", "mew": 2}
         ax.plot([pick["cost"]], [pick["metric"]], ms=17, zorder=4, **ring)
-        handles.append(Line2D([], [], ms=11, label=f"deploy {rec.chosen}", **ring))
+        handles.append(Line2D([], [], ms=11, label=wrap(f"deploy {rec.chosen}"), **ring))
     return handles
+
+
+def _label_order(table: pd.DataFrame, rec: Recommendation | None) -> pd.DataFrame:
+    """The rows labelled on the plot, most important first: baseline, chosen, then the frontier by cost."""
+    first = [rec.baseline, rec.chosen] if rec is not None else []
+    keep = table["on_frontier"].astype(bool) | table["variant"].isin([v for v in first if v])
+    rank = table["variant"].map({v: i for i, v in enumerate(first) if v}).fillna(len(first))
+    return (
+        table[keep]
+        .assign(_rank=rank[keep])
+        .sort_values(["_rank", "cost"], kind="stable")
+        .drop(columns="_rank")
+    )
 
 
 def _draw_frontier(
@@ -108,7 +117,8 @@ def _draw_frontier(
     batch_size: int,
     rec: Recommendation | None,
     fraction: float,
-) -> None:
+) -> LabelJob:
+    """Draw one objective's panel; returns the labels to place once the whole figure is laid out."""
     from matplotlib import colormaps
     from matplotlib.lines import Line2D
 
@@ -122,8 +132,9 @@ def _draw_frontier(
     )
 
     by_x = table.sort_values("cost", kind="stable").reset_index(drop=True)
+    busy = busy_mask(by_x) if obj.ci_columns else pd.Series(False, index=by_x.index)  # size: no speed
     speed_bars = False
-    for _, row in by_x.iterrows():
+    for i, row in by_x.iterrows():
         x, y = float(row["cost"]), float(row["metric"])
         c = colour.get(str(row["model"]), "grey")
         is_base = rec is not None and row["variant"] == rec.baseline
@@ -131,17 +142,18 @@ def _draw_frontier(
         if xerr is not None or yerr is not None:
             ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor=c, alpha=0.6, lw=1)
             speed_bars = speed_bars or xerr is not None
+        hollow = bool(busy.iloc[i])
         ax.scatter(
             [x],
             [y],
-            color=c,
+            color="white" if hollow else c,
             marker=BASELINE_MARKER if is_base else marker.get(str(row["method"]), "o"),
-            s=180 if is_base else 45,
-            edgecolors="black" if row["on_frontier"] else "none",
-            linewidths=0.8,
+            s=180 if is_base else 50,
+            edgecolors=c if hollow else ("black" if row["on_frontier"] else "none"),
+            linewidths=1.6 if hollow else 0.8,
             zorder=3,
             label="_nolegend_",
-            gid=f"variant:{row['variant']}",
+            gid=f"variant:{row['variant']}" + (":busy" if hollow else ""),
         )
 
     front = by_x[by_x["on_frontier"]]
@@ -152,24 +164,64 @@ def _draw_frontier(
         handles.append(Line2D([], [], color="black", lw=1, alpha=0.7, label="Pareto frontier"))
     if len(models) > 1:  # teachers and students (or several checkpoints): one colour each
         handles += [Line2D([], [], color=colour[m], marker="o", ls="none", label=m) for m in models]
+    # marker shapes are methods; the star replaces the baseline's own shape
+    handles += [Line2D([], [], color="dimgrey", marker=marker[m], ls="none", label=wrap(m)) for m in methods]
     if rec is not None:
         handles += _draw_recommendation(ax, table, rec, metric_name, fraction)
-    labels = [_point_label(row) for _, row in by_x.iterrows()]
+    labelled = _label_order(by_x, rec)
+    labels = [_point_label(row) for _, row in labelled.iterrows()]
+    if busy.any():
+        handles.append(
+            Line2D([], [], ls="none", marker="o", mfc="white", mec="dimgrey", label=wrap(busy_note(by_x)))
+        )
     if speed_bars:
-        handles.append(Line2D([], [], ls="none", label=_speed_bars_note(by_x)))
-    if any(label.endswith(SIGNIFICANT_MARK + ")") for label in labels):
-        handles.append(Line2D([], [], ls="none", label=SIGNIFICANCE_NOTE))
-    ax.margins(x=0.12, y=0.12)
-    place_labels(ax, by_x["cost"].to_numpy(float), by_x["metric"].to_numpy(float), labels)
-    ax.legend(handles=handles, fontsize=LABEL_FONT_SIZE, loc="best", framealpha=0.8)
+        handles.append(Line2D([], [], ls="none", label=wrap(_speed_bars_note(by_x))))
+    if any(label.endswith(SIGNIFICANT_MARK) for label in labels):
+        handles.append(Line2D([], [], ls="none", label=wrap(SIGNIFICANCE_NOTE)))
+    if len(labelled) < len(by_x):
+        handles.append(
+            Line2D([], [], ls="none", label=wrap("unlabelled points: by colour (model) and shape (method)"))
+        )
+    ax.margins(x=0.08, y=0.12)
+    legend_beside(ax, handles)
 
     better = "higher" if obj.higher_is_better else "lower"
     ax.set_xlabel(f"{obj.axis_label(batch_size)} – {better} is better")
     ax.set_ylabel(f"{display_metric_name(metric_name)} – higher is better")
     ax.set_title(f"{task}: {display_metric_name(metric_name)} vs {obj.name}")
     ax.grid(True, alpha=0.3)
+    rest = by_x[~by_x["variant"].isin(labelled["variant"])]
+    radius = {rec.baseline: BASELINE_RADIUS_PT, rec.chosen: RING_RADIUS_PT} if rec is not None else {}
+    return LabelJob(
+        ax,
+        labelled["cost"].to_numpy(float),
+        labelled["metric"].to_numpy(float),
+        labels,
+        list(zip(rest["cost"].astype(float), rest["metric"].astype(float), strict=True)),
+        [radius.get(v, 0.0) for v in labelled["variant"]],
+    )
 
 
+def _frontier_panel(
+    records: pd.DataFrame,
+    task: str,
+    obj: Objective,
+    batch_size: int,
+    ax: Axes,
+    fraction: float,
+    baseline: str | None,
+    floor: float | None,
+) -> LabelJob:
+    table = frontier(records, task, obj, batch_size)
+    try:
+        rec = recommend_from_frontier(table, task, obj, fraction, batch_size, baseline, floor)
+    except DataError as err:
+        logger.warning("task %s: plotting without floor and recommendation: %s", task, err.message)
+        rec = None
+    return _draw_frontier(ax, table, task, obj, batch_size, rec, fraction)
+
+
+@readable
 def plot_frontier(
     records: pd.DataFrame,
     task: str,
@@ -182,28 +234,28 @@ def plot_frontier(
 ) -> Figure:
     """Scatter metric against cost for every ok variant, with the frontier, floor and recommendation.
 
-    Each variant is one scatter point (baseline as a star), so a reader can see how much quality each
-    speed-up costs. Vertical bars are the metric's 95% interval, horizontal bars the cost's interval over
-    the benchmark's rounds (where recorded); a label ends with the metric's change against the model's fp32
-    and its significance (``*``: p < 0.05, paired test) where the records hold that test. Without an fp32 baseline the floor and recommendation are left out (logged).
-    Draws into ``ax`` when given, else onto a new Figure that is not registered with pyplot.
+    Each variant is one scatter point, coloured by model and shaped by method (the baseline a star; the
+    legend beside the plot names both), so a reader can see how much quality each speed-up costs. Labels
+    name the baseline, the recommended variant and the frontier's points, each beside its point and clear
+    of the others (``labels.place_labels``); a label's second line is the metric's change against the
+    model's fp32 and its significance (``*``: p < 0.05, paired test) where the records hold that test.
+    Vertical bars are the metric's 95% interval, horizontal bars the cost's interval over the benchmark's
+    rounds (where recorded); a hollow marker is a speed measured on a busy machine. Without an fp32
+    baseline the floor and recommendation are left out (logged). Draws into ``ax`` when given (labels are
+    placed for the figure's layout at that moment: draw other panels first), else onto a new Figure that
+    is not registered with pyplot.
     """
     fraction = check_fraction(fraction)
     obj = get_objective(objective)
-    table = frontier(records, task, obj, batch_size)
-    try:
-        rec = recommend_from_frontier(table, task, obj, fraction, batch_size, baseline, floor)
-    except DataError as err:
-        logger.warning("task %s: plotting without floor and recommendation: %s", task, err.message)
-        rec = None
     if ax is None:
-        fig, (ax,) = _new_figure(1)
+        fig, (ax,) = new_figure(1, row_height_in=FRONTIER_ROW_HEIGHT_IN)
     else:
         fig = ax.figure
-    _draw_frontier(ax, table, task, obj, batch_size, rec, fraction)
+    place_labels([_frontier_panel(records, task, obj, batch_size, ax, fraction, baseline, floor)])
     return fig
 
 
+@readable
 def plot_frontiers(
     records: pd.DataFrame,
     task: str,
@@ -213,7 +265,7 @@ def plot_frontiers(
     baseline: str | None = None,
     floor: float | None = None,
 ) -> Figure:
-    """One subplot per objective for one task, side by side.
+    """One panel per objective for one task, one per row at the page's width (see ``plot_frontier``).
 
     An objective without measurements (e.g. no batch rows) gets a panel that says so instead of failing
     the whole figure; an unknown objective or task still raises.
@@ -225,12 +277,11 @@ def plot_frontiers(
             "plot_frontiers needs at least one objective", f"e.g. objectives=({DEFAULT_OBJECTIVE!r},)"
         )
     task_records(records, task)  # unknown or all-failed task: raise before drawing anything
-    fig, axes = _new_figure(len(objs))
+    fig, axes = new_figure(len(objs), row_height_in=FRONTIER_ROW_HEIGHT_IN)
+    jobs = []
     for ax, obj in zip(axes, objs, strict=True):
         try:
-            plot_frontier(
-                records, task, obj, batch_size, ax=ax, fraction=fraction, baseline=baseline, floor=floor
-            )
+            jobs.append(_frontier_panel(records, task, obj, batch_size, ax, fraction, baseline, floor))
         except DataError as err:
             logger.warning("task %s: no %s panel: %s", task, obj.name, err.message)
             ax.text(
@@ -238,7 +289,8 @@ def plot_frontiers(
             )
             ax.set_title(f"{task}: {obj.name}")
             ax.set_axis_off()
+    place_labels(jobs)  # once every panel is drawn, so that the layout no longer moves
     return fig
 
 
-__all__ = ["plot_frontier", "plot_frontiers"]
+__all__ = ["FRONTIER_ROW_HEIGHT_IN", "plot_frontier", "plot_frontiers"]

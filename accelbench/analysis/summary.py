@@ -13,21 +13,17 @@ import pandas as pd
 from ..environment import CAPABILITY_FIELDS, capabilities_markdown
 from ..exceptions import DataError
 from ..records import BASELINE_METHOD, RECORDS_FILE, TIMEOUT_STATUS, current_records, read_current
+from .busy import busy_warning
 from .formatting import MISSING, SIGNIFICANCE_LEVEL, display_metric_name, fraction_text, row_float
-from .frontier import available_objectives, cost_interval, frontier_table, objective_rows_or_none
+from .frontier import available_objectives, frontier_table, objective_rows_or_none
 from .frontier_plot import plot_frontiers
 from .markdown import (
     env_text,
     first_line,
     fmt,
-    fmt_delta_test,
     fmt_interval,
-    fmt_metric_ci,
     fmt_ms,
     fmt_seconds,
-    fmt_share,
-    fmt_speedup,
-    fmt_throughput,
     is_missing,
     markdown_table,
 )
@@ -36,10 +32,20 @@ from .recommend import (
     DEFAULT_FRACTION,
     Recommendation,
     check_fraction,
-    paired_speedup,
     recommendation_or_reason,
 )
 from .selection import error_mask, not_run_mask, ok_mask, task_records
+from .style import FIGURE_DPI as STYLE_DPI
+from .tables import (
+    FRONTIER_MARK,
+    UNPAIRED_MARK,
+    VARIANT,
+    cost_cell,
+    cost_header,
+    drop_uninformative,
+    quality_table,
+    speedup_cell,
+)
 from .time_spent import TIME_COLUMNS, time_spent
 
 logger = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ logger = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.md"
 FIGURES_DIR = "figures"
 DEFAULT_OBJECTIVES = ("latency", "throughput")
-FIGURE_DPI = 120
+FIGURE_DPI = STYLE_DPI  # shown at its drawn size in a browser (style.FIGURE_WIDTH_IN wide)
 ENV_PREFIX = "env_"
 ENV_MAX_VALUES = 5  # distinct values listed per env column before eliding
 # Shown first in the Environment section; other env_* columns follow alphabetically.
@@ -72,39 +78,57 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     return records
 
 
-UNPAIRED_MARK = "†"
-
-
-def _speedup_cell(
-    obj: Objective, rec: Recommendation, table: pd.DataFrame, hit: pd.Series
-) -> tuple[str, str]:
-    """A speed-up cell against the recommendation's baseline, and how it was computed.
-
-    The kind is "paired" (the record's median of per-round ratios against the model's own fp32),
-    "unpaired" (a ratio of medians with a conservative interval: latency, a teacher's fp32, or fp32 from an
-    earlier session) or "" (the baseline itself, or records without intervals).
-    """
-    if hit["variant"] == rec.baseline:
-        return "1.00x", ""
-    base = table[table["variant"] == rec.baseline].iloc[0]
-    paired = paired_speedup(obj, hit, base)
-    if paired is not None:
-        value, interval, was_paired = paired
-        return fmt_speedup(
-            value, interval, "" if was_paired else UNPAIRED_MARK
-        ), "paired" if was_paired else "unpaired"
-    ratio = obj.speedup(rec.baseline_cost, float(hit["cost"]))
-    interval = obj.speedup_interval(cost_interval(base), cost_interval(hit))
-    if interval is None:
-        return fmt_speedup(ratio), ""
-    return fmt_speedup(ratio, interval, UNPAIRED_MARK), "unpaired"
-
-
-def _speed_cell(frame: pd.DataFrame, variant: str, column: str, text: str) -> str:
+def _speed_cell(row: pd.Series, column: str, text: str) -> str:
     """A speed figure's cell with its interval over the rounds where recorded."""
-    return text + fmt_interval(
-        frame.loc[variant], column, "{:.1f}" if column.startswith("latency") else "{:.0f}"
+    return text + fmt_interval(row, column, "{:.1f}" if column.startswith("latency") else "{:.0f}")
+
+
+SPEED_TABLE_TITLES = {
+    "latency": "**Latency** per request at batch 1 (real-time scenario)",
+    "throughput": "**Throughput** at batch {batch_size} (batch scenario)",
+    "size": "**Size**",
+}
+
+
+def _frame_markdown(table: pd.DataFrame, keep_left: Sequence[str] = (VARIANT, "frontier")) -> str:
+    """A people table (``tables``) as markdown: text columns left-aligned, figures right-aligned."""
+    table = table.reset_index() if table.index.name else table
+    right = [c not in keep_left for c in table.columns]
+    return markdown_table(list(table.columns), table.to_numpy().tolist(), right=right)
+
+
+def _objective_table(
+    obj: Objective,
+    table: pd.DataFrame,
+    rec: Recommendation,
+    full: pd.DataFrame,
+    ok: pd.DataFrame,
+    batch_size: int,
+) -> tuple[pd.DataFrame, set[str]]:
+    """One objective's speed table, best first: its figures with their intervals (⚠: a busy machine), the
+    speed-up against the recommendation's baseline (named in the header), and ✓ on the frontier."""
+    peak_rss = (
+        ok.groupby(VARIANT)["peak_rss_mb"].max() if "peak_rss_mb" in ok.columns else pd.Series(dtype=float)
     )
+    cells, kinds = [], set()
+    for _, row in table.iterrows():
+        record = full.loc[row[VARIANT]] if row[VARIANT] in full.index else pd.Series(dtype=object)
+        cell: dict[str, object] = {VARIANT: row[VARIANT]}
+        if obj.name == "latency":
+            p50 = record.get("latency_ms_p50")
+            cell["p50 latency (ms)"] = _speed_cell(record, "latency_ms_p50", fmt_ms(p50))
+            cell["p90 latency (ms)"] = cost_cell(obj, row, batch_size)
+            cell["ms per token"] = fmt(record.get("ms_per_token"), "{:.2f}")
+        else:
+            cell[cost_header(obj, batch_size)] = cost_cell(obj, row, batch_size)
+        text, kind = speedup_cell(obj, rec, table, row)
+        cell[f"smaller than {rec.baseline}" if obj.name == "size" else f"speed-up vs {rec.baseline}"] = text
+        kinds.add(kind)
+        if obj.name == "throughput":
+            cell["peak RSS (MB)"] = fmt(peak_rss.get(row[VARIANT]), "{:.0f}")
+        cell["frontier"] = FRONTIER_MARK if bool(row["on_frontier"]) else ""
+        cells.append(cell)
+    return drop_uninformative(pd.DataFrame(cells), keep=(VARIANT, "frontier")), kinds
 
 
 def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size: int) -> list[str]:
@@ -112,8 +136,9 @@ def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size:
     notes = []
     if bases:
         notes.append(
-            f"Speedups are relative to the baseline {', '.join(sorted(bases))}; latencies are per request at "
-            f"batch 1; peak RSS is the largest over the variant's runs."
+            f"Speed-ups are against the baseline {', '.join(sorted(bases))}, the task's best-scoring "
+            f"{BASELINE_METHOD} (a student's teacher where there is one); latencies are per request at batch 1; "
+            f"peak RSS is the largest over the variant's runs."
         )
     if "repeats" in ok.columns and ok["repeats"].notna().any():
         rounds = sorted({int(r) for r in ok["repeats"].dropna()})
@@ -138,8 +163,9 @@ def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size:
         tests = sorted({str(t) for t in ok.get("metric_delta_test", pd.Series(dtype=str)).dropna()})
         named = f": {', '.join(tests)}" if tests else ""
         notes.append(
-            f"Δ is against the model's own {BASELINE_METHOD} on the same examples, with its interval: "
-            f"* significant at p<{SIGNIFICANCE_LEVEL:g}, n.s. not significant (paired test{named})."
+            f"Δ vs own {BASELINE_METHOD} is against the variant's own model's {BASELINE_METHOD} on the same "
+            f"examples, with its interval: * significant at p<{SIGNIFICANCE_LEVEL:g}, n.s. not significant "
+            f"(paired test{named})."
         )
     return [" ".join(notes), ""] if notes else []
 
@@ -191,13 +217,11 @@ def _task_section(
     heading = f"## {task}" + (f" ({kind}, {shown})" if not is_missing(kind) else f" ({shown})")
     lines = [heading, ""]
 
-    rows = {
-        name: objective_rows_or_none(records, task, name, batch_size) for name in ("latency", "throughput")
-    }
+    rows: dict[str, pd.DataFrame | None] = {}
     per_objective: dict[str, tuple[pd.DataFrame, Recommendation | str]] = {}
     for name in objectives:
         obj = get_objective(name)
-        found = rows[obj.name] if obj.name in rows else objective_rows_or_none(records, task, obj, batch_size)
+        found = rows[obj.name] = objective_rows_or_none(records, task, obj, batch_size)
         table = frontier_table(found, obj) if found is not None else pd.DataFrame()
         rec = (
             recommendation_or_reason(None, task, fraction, obj, batch_size, table=table)
@@ -206,64 +230,21 @@ def _task_section(
         )
         per_objective[obj.name] = (table, rec)
 
-    quality = ok.groupby("variant", sort=False).first()
-    peak_rss = (
-        ok.groupby("variant")["peak_rss_mb"].max() if "peak_rss_mb" in ok.columns else pd.Series(dtype=float)
-    )
-    lat = rows["latency"].set_index("variant") if rows["latency"] is not None else pd.DataFrame()
-    thr = rows["throughput"].set_index("variant") if rows["throughput"] is not None else pd.DataFrame()
-    has_ms_per_token = "ms_per_token" in lat.columns and lat["ms_per_token"].notna().any()
-
-    first_table = next((t for t, _ in per_objective.values() if not t.empty), pd.DataFrame())
-    order = list(first_table["variant"]) if not first_table.empty else []
-    order += sorted(v for v in quality.index if v not in order)
-
-    headers = ["variant", f"{shown} [95% CI]", f"Δ vs {BASELINE_METHOD}", "agreement", "p50 ms", "p90 ms"]
-    headers += ["ms/token"] if has_ms_per_token else []
-    headers += [f"throughput @ batch {batch_size} (samples/s)"]
-    headers += [f"speedup ({name})" for name in per_objective]
-    headers += ["size MB", "peak RSS MB", "on frontier"]
-
-    body = []
+    warning = busy_warning(ok)
+    if warning:
+        lines += [warning, ""]
+    lines += ["**Quality**:", "", _frame_markdown(quality_table(ok)), ""]
     kinds: set[str] = set()
-    for variant in order:
-        q = quality.loc[variant]
-        measured = variant in lat.index
-        row: list[object] = [
-            variant,
-            fmt_metric_ci(q),
-            fmt_delta_test(q),
-            fmt_share(q.get("agreement")),
-            _speed_cell(lat, variant, "latency_ms_p50", fmt_ms(lat.at[variant, "latency_ms_p50"]))
-            if measured and "latency_ms_p50" in lat
-            else MISSING,
-            _speed_cell(lat, variant, "latency_ms_p90", fmt_ms(lat.at[variant, "latency_ms_p90"]))
-            if measured
-            else MISSING,
-        ]
-        if has_ms_per_token:
-            row.append(fmt(lat.at[variant, "ms_per_token"], "{:.2f}") if measured else MISSING)
-        if variant in thr.index:
-            text = _speed_cell(thr, variant, "throughput", fmt_throughput(thr.at[variant, "throughput"]))
-            used = thr.at[variant, "batch_size"]
-            row.append(text if is_missing(used) or used == batch_size else f"{text} (batch {int(used)})")
-        else:
-            row.append(MISSING)
-        fronts = []
-        for name, (table, rec) in per_objective.items():
-            hit = table[table["variant"] == variant] if not table.empty else table
-            if hit.empty or not isinstance(rec, Recommendation):
-                row.append(MISSING)
-            else:
-                cell, kind = _speedup_cell(get_objective(name), rec, table, hit.iloc[0])
-                row.append(cell)
-                kinds.add(kind)
-            if not hit.empty and bool(hit["on_frontier"].iloc[0]):
-                fronts.append(name)
-        row += [fmt(q.get("size_mb"), "{:.1f}"), fmt(peak_rss.get(variant), "{:.0f}"), ", ".join(fronts)]
-        body.append(row)
-    lines.append(markdown_table(headers, body, right=[False] + [True] * (len(headers) - 2) + [False]))
-    lines.append("")
+    for name, (table, rec) in per_objective.items():
+        if table.empty or not isinstance(rec, Recommendation):
+            continue
+        obj = get_objective(name)
+        found = rows.get(obj.name)
+        full = found.set_index(VARIANT) if found is not None else pd.DataFrame()
+        speed, used = _objective_table(obj, table, rec, full, ok, batch_size)
+        kinds |= used
+        title = SPEED_TABLE_TITLES.get(obj.name, f"**{obj.name}**").format(batch_size=batch_size)
+        lines += [f"{title}:", "", _frame_markdown(speed), ""]
 
     bases = {rec.baseline for _, rec in per_objective.values() if isinstance(rec, Recommendation)}
     lines += _table_notes(kinds, ok, bases, batch_size)
@@ -289,15 +270,80 @@ def _status_rows(rows: pd.DataFrame, with_status: bool) -> list[list[object]]:
     return body
 
 
-def _failures_section(records: pd.DataFrame) -> list[str]:
-    lines = ["## Failures", ""]
-    body = _status_rows(records[error_mask(records)], with_status=False)
+FAILURES_HEADING = "## Failures"
+MAX_CAUSE_CHARS = 600  # a cause longer than this is cut
+VARIANT_FIX = "read its traceback in records.jsonl (field `traceback`); rerunning the config measures a failed variant again"
+TIMEOUT_FIX = "raise `time_limit_s` in the config's benchmark settings, or leave the method out"
+
+
+def _one_line(message: object) -> str:
+    text = "" if is_missing(message) else str(message).split("Traceback (most recent call last)")[0]
+    text = " ".join(text.split())  # a traceback pasted into a message stays in records.jsonl
+    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+
+
+def failure_rows(records: pd.DataFrame) -> list[dict[str, str]]:
+    """Every current failed or timed-out variant: ``what`` (variant or timeout), ``task``, ``name`` (the variant),
+    ``cause`` (the recorded error's first line: the exception and its message; the traceback is in the record),
+    ``fix`` (the record's own, else how to find and retry it) and ``timestamp``.
+    """
+    if records.empty or "status" not in records.columns:
+        return []
+    records = current_records(records)
+    rows = records[error_mask(records) | (records["status"] == TIMEOUT_STATUS)]
+    if "key" in rows.columns:
+        rows = rows.drop_duplicates("key", keep="last")
+    out = []
+    for _, row in rows.iterrows():
+        timeout = row.get("status") == TIMEOUT_STATUS
+        scenario = row.get("scenario")
+        name = str(row.get("variant")) + (f" ({scenario})" if not is_missing(scenario) else "")
+        fix = row.get("fix")
+        out.append({"what": "timeout" if timeout else "variant", "task": str(row.get("task")), "name": name,
+                    "cause": _one_line(first_line(row.get("error"))),
+                    "fix": _one_line(fix) if not is_missing(fix) else (TIMEOUT_FIX if timeout else VARIANT_FIX),
+                    "timestamp": "" if is_missing(row.get("timestamp")) else str(row.get("timestamp"))})  # fmt: skip
+    return out
+
+
+def _failures_section(records: pd.DataFrame, others: Sequence[dict[str, str]] = ()) -> list[str]:
+    """Every failure with its cause and fix: ``others`` (a model that did not train, a notebook that failed:
+    dicts with what, name, cause, fix, and optionally task and link) first, then the failed variants.
+    Timed-out variants are counted here and listed under the skipped ones, with their elapsed time."""
+    lines = [FAILURES_HEADING, ""]
+    rows = failure_rows(records)
+    n_timeout = sum(r["what"] == "timeout" for r in rows)
+    body = []
+    for r in [*others, *(r for r in rows if r["what"] != "timeout")]:
+        name = f"[{r['name']}]({r['link']})" if r.get("link") else r["name"]
+        cells = [
+            r.get("task") or MISSING,
+            name,
+            r["what"],
+            _one_line(r.get("cause")),
+            _one_line(r.get("fix")),
+        ]
+        body.append([c or MISSING for c in cells])
+    timeouts = (
+        f"{n_timeout} variant(s) stopped at the time limit: listed under 'Skipped on this machine or timed out' "
+        f"below; fix: {TIMEOUT_FIX}."
+        if n_timeout
+        else ""
+    )
     if not body:
-        return lines + ["None: every configuration ran.", ""]
-    lines.append(f"{len(body)} configuration(s) failed:")
-    lines.append("")
-    lines.append(markdown_table(["task", "variant", "scenario", "error"], body))
-    return lines + [""]
+        return lines + [timeouts or "None: every configuration ran.", ""]
+    lines += [f"{len(body)} failure(s), each with its cause and its fix:", ""]
+    lines.append(markdown_table(["task", "failed", "what", "cause", "fix"], body))
+    return lines + [""] + ([timeouts, ""] if timeouts else [])
+
+
+def with_failures(summary: str, records: pd.DataFrame, others: Sequence[dict[str, str]] = ()) -> str:
+    """``summary`` (summary.md's text) with its Failures section rewritten to include ``others``."""
+    section = "\n".join(_failures_section(records, others))
+    pattern = re.compile(rf"^{re.escape(FAILURES_HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(summary):
+        return pattern.sub(lambda _: section + "\n", summary, count=1)
+    return summary.rstrip() + "\n\n" + section + "\n"
 
 
 def _skipped_section(records: pd.DataFrame) -> list[str]:

@@ -134,3 +134,68 @@ def with_intervals(
 
 def make_records_with_intervals(**kwargs) -> pd.DataFrame:
     return with_intervals(make_records(), **kwargs)
+
+
+CROWDED_METHODS = (
+    "fp32",
+    "bf16",
+    "dynamic-int8",
+    "static-int8",
+    "ort-fp32",
+    "ort-int8",
+    "ct2-int8",
+    "ct2-bf16",
+)
+
+
+def make_crowded_records(seed: int = 0, busy_every: int = 5) -> pd.DataFrame:
+    """Two models (a teacher and its student) x eight methods, their points clustered within a few per cent
+    of each other on every axis, with intervals, paired speed-ups, delta tests and some busy points: what
+    makes labels collide. Batch sizes 1, 8 and 32, both paddings for fp32."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, scale, base_metric in (("teacher-sst2", 1.0, 0.905), ("teacher-sst2-l3", 1.8, 0.880)):
+        for i, method in enumerate(CROWDED_METHODS):
+            variant = f"{model}:{method}"
+            metric = base_metric - (0 if method == "fp32" else rng.uniform(0.0, 0.012))
+            p90 = 10.0 / scale * (1.0 if method == "fp32" else rng.uniform(0.45, 0.6))
+            size = 90.0 / scale * (1.0 if method == "fp32" else rng.uniform(0.25, 0.35))
+            common = {
+                "run": "unit", "key": f"k-{variant}", "status": "ok", "error": None, "task": "sst2",
+                "task_kind": "classification", "model": model, "method": method, "variant": variant,
+                "teacher": "teacher-sst2" if model != "teacher-sst2" else None, "runtime": "pytorch",
+                "metric_name": "accuracy", "metric": metric, "metric_ci_low": metric - 0.02,
+                "metric_ci_high": metric + 0.02, "metric_delta": metric - base_metric, "agreement": 0.99,
+                "metric_delta_p": None if method == "fp32" else rng.uniform(0.001, 0.9),
+                "metric_delta_test": None if method == "fp32" else "mcnemar-exact",
+                "metric_delta_ci_low": metric - base_metric - 0.01, "metric_delta_ci_high": metric - base_metric + 0.01,
+                "size_mb": size, "peak_rss_mb": 300.0 + 10 * i, "repeats": 6, "speed_ci_level": 0.969,
+                "busy_threshold": 0.25,
+            }  # fmt: skip
+            points = [("realtime", 1, "dynamic")] + [("batch", b, "dynamic") for b in (1, 8, 32)]
+            if method == "fp32":
+                points += [("batch", b, "max_length") for b in (1, 8, 32)]
+            for scenario, batch, padding in points:
+                thr = (1000.0 / p90) * (batch**0.6) * (0.5 if padding == "max_length" else 1.0)
+                share = (
+                    float(rng.uniform(0.3, 0.8))
+                    if (len(rows) % busy_every == 0)
+                    else float(rng.uniform(0, 0.05))
+                )
+                speedup = (10.0 / scale) / p90
+                rows.append(
+                    common
+                    | {
+                        "scenario": scenario, "batch_size": batch, "padding": padding,
+                        "latency_ms_p50": p90 * 0.8, "latency_ms_p90": p90, "latency_ms_p99": p90 * 1.3,
+                        "throughput": thr, "throughput_ci_low": thr * 0.95, "throughput_ci_high": thr * 1.05,
+                        "latency_ms_p50_ci_low": p90 * 0.78, "latency_ms_p50_ci_high": p90 * 0.82,
+                        "latency_ms_p90_ci_low": p90 * 0.97, "latency_ms_p90_ci_high": p90 * 1.03,
+                        "latency_ms_p99_ci_low": p90 * 1.25, "latency_ms_p99_ci_high": p90 * 1.35,
+                        "speedup_vs_fp32": speedup, "speedup_vs_fp32_ci_low": speedup * 0.97,
+                        "speedup_vs_fp32_ci_high": speedup * 1.03, "speedup_paired": True,
+                        "busy_other_cpu_share": share, "busy": share > 0.25,
+                        "pct_of_peak": 10 + 5 * i, "achieved_gops": 20.0 + i, "peak_gops": 200.0,
+                    }
+                )  # fmt: skip
+    return pd.DataFrame(rows)

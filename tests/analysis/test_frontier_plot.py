@@ -28,8 +28,11 @@ def test_plot_frontier_draws_every_variant_and_saves(records, tmp_path):
     assert len(steps) == 1 and list(steps[0].get_xdata()) == [2.0, 5.0, 8.0, 10.0]
     assert "p90 latency per request (ms)" in ax.get_xlabel()
     assert "sst2" in ax.get_title() and "latency" in ax.get_title()
-    labels = {t.get_text() for t in ax.texts}
-    assert set(VARIANTS) <= labels
+    labels = {t.get_text().split("\n")[0] for t in ax.texts}
+    # the frontier and the baseline are named beside their points; the dominated static-int8 by its shape
+    assert labels == set(VARIANTS) - {"minilm-sst2:static-int8"}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"fp32", "bf16", "dynamic-int8", "static-int8"} <= set(legend)  # a legend for the marker shapes
     path = tmp_path / "frontier.png"
     fig.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -85,7 +88,7 @@ def test_speed_intervals_are_drawn_as_horizontal_bars(objective, low, high):
     bars = _bars(ax)
     assert len(bars) == len(VARIANTS) and all(b.has_xerr and b.has_yerr for b in bars)
     assert (low, high) in [pytest.approx(_horizontal_extent(b)) for b in bars]  # dynamic-int8's interval
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts()]
     assert "horizontal bars: 96.9% interval of the median over 6 rounds" in legend
 
 
@@ -99,9 +102,22 @@ def test_old_records_get_metric_bars_only(records):
 
 
 def test_labels_mark_the_significance_of_the_metric_change():
-    ax = plot_frontier(make_records_with_intervals(), "sst2", "latency").axes[0]
+    ax = plot_frontier(make_records_with_intervals(), "sst2", "throughput").axes[0]
     labels = {t.get_text() for t in ax.texts}
-    assert "minilm-sst2:dynamic-int8 (-0.4 pts n.s.)" in labels
-    assert "minilm-sst2:static-int8 (-2.5 pts*)" in labels
+    assert "minilm-sst2:dynamic-int8\n-0.4 pts n.s." in labels
+    assert "minilm-sst2:static-int8\n-2.5 pts*" in labels
     assert "minilm-sst2:fp32" in labels  # the baseline is not tested against itself
-    assert SIGNIFICANCE_NOTE in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert SIGNIFICANCE_NOTE in [t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts()]
+
+
+def test_points_measured_on_a_busy_machine_are_hollow():
+    records = make_records_with_intervals()
+    records["busy"] = records["variant"] == "minilm-sst2:bf16"
+    records["busy_other_cpu_share"] = records["busy"] * 0.6
+    ax = plot_frontier(records, "sst2", "latency").axes[0]
+    busy = [c.get_gid() for c in ax.collections if (c.get_gid() or "").endswith(":busy")]
+    assert busy == ["variant:minilm-sst2:bf16:busy"]
+    legend = [t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("hollow: speed measured on a busy machine") and "25%" in t for t in legend)
+    size = plot_frontier(records, "sst2", "size").axes[0]  # size is not a speed: nothing to flag
+    assert not [c for c in size.collections if (c.get_gid() or "").endswith(":busy")]

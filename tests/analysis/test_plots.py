@@ -62,10 +62,11 @@ def test_padding_comparison_needs_both_paddings(records):
 def test_calibration_sensitivity(records):
     fig = plots.calibration_sensitivity(records)
     assert isinstance(fig, Figure)
-    assert sorted(t.get_text() for t in fig.axes[0].get_legend().get_texts()) == ["entropy", "fp32", "minmax"]
+    legend = sorted(t.get_text().replace("\n", " ") for t in fig.axes[0].get_legend().get_texts())
+    assert legend == ["entropy", "floor 0.891 (99% of m:fp32)", "fp32", "minmax"]
     table = plots.calibration_table(records)
-    assert list(table.index) == ["entropy", "minmax"] and list(table.columns) == [32, 128]
-    assert table.loc["minmax", 128] == "0.880 [0.860, 0.900]"
+    assert list(table.index) == ["entropy", "minmax"] and list(table.columns) == ["32 samples", "128 samples"]
+    assert table.loc["minmax", "128 samples"] == "0.880 [0.860, 0.900]"
     assert plots.calibration_sensitivity(records[records["method"] == "fp32"]) is None
 
 

@@ -138,19 +138,32 @@ def test_write_summary(run_dir):
     text = path.read_text()
 
     assert text.startswith("# accelbench summary: run-7")
-    # one table row per ok variant, with CI, delta, agreement, latency, throughput, speedup, size, rss, frontier
+    # per task a quality table, a latency table and a throughput table: named columns with units
     assert (
-        "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 | 98.2% | 4.1 | 5.0 | 210 | 2.00x | 2.10x "
-        "| 25.1 | 300 | latency, throughput |" in text
+        "| variant | accuracy [95% CI] | Δ vs own fp32 | agreement with own fp32 | size (MB) |\n"
+        "| --- | ---: | ---: | ---: | ---: |\n"
+        "| minilm-sst2:fp32 | 0.905 [0.885, 0.924] | – | – | 90.4 |\n"
+        "| minilm-sst2:bf16 | 0.904 [0.884, 0.923] | -0.001 | 99.5% | 45.2 |\n"
+        "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 | 98.2% | 25.1 |" in text
     )
     assert (
-        "| minilm-sst2:fp32 | 0.905 [0.885, 0.924] | +0.000 | 100.0% | 8.0 | 10.0 | 100 | 1.00x | 1.00x |"
+        "| variant | p50 latency (ms) | p90 latency (ms) | speed-up vs minilm-sst2:fp32 | frontier |" in text
+    )
+    assert "| minilm-sst2:dynamic-int8 | 4.1 | 5.0 | 2.00x | ✓ |" in text
+    assert "| minilm-sst2:static-int8 | 5.0 | 6.0 | 1.67x |  |" in text  # not on the latency frontier
+    assert (
+        "| variant | throughput @32 (samples/s) | speed-up vs minilm-sst2:fp32 | peak RSS (MB) | frontier |"
         in text
     )
-    assert "| 220 (batch 16) |" in text  # throughput fallback is visible
-    assert "| t5-small:bf16 | 35.05 [33.90, 36.20] | -0.16 |" in text  # BLEU gets 2 decimals
-    assert "ms/token" in text
+    assert "| minilm-sst2:dynamic-int8 | 210 | 2.10x | 300 | ✓ |" in text
+    assert "| minilm-sst2:static-int8 | 220 (batch 16) | 2.20x | 290 | ✓ |" in text  # fallback is visible
+    assert "| t5-small:bf16 | 35.05 [33.90, 36.20] | -0.16 | 97.0% | 121.0 |" in text  # BLEU gets 2 decimals
+    assert "| variant | p50 latency (ms) | p90 latency (ms) | ms per token |" in text
     assert "0.2 |" not in text  # the stale duplicate row is gone
+    for raw in ("metric_ci_low", "latency_ms_p90", "batch_size", "| cost", "0.862385"):
+        assert raw not in text
+    for table in [block for block in text.split("\n\n") if block.startswith("| variant")]:
+        assert table.count("\n") >= 2 and table.splitlines()[0].count("|") <= 8  # at most 7 columns
 
     # recommendation sentences, one per objective
     assert (
@@ -166,7 +179,9 @@ def test_write_summary(run_dir):
 
     # failures: the unrecovered error with its first line only; the error fixed by a rerun is not listed
     failures = text.split("## Failures", 1)[1].split("## Environment", 1)[0]
-    assert "| sst2 | minilm-sst2:gptq-int4 |" in failures
+    assert (
+        "| sst2 | minilm-sst2:gptq-int4 | variant | RuntimeError: no int4 kernel for this CPU |" in failures
+    )
     assert "RuntimeError: no int4 kernel for this CPU" in failures
     assert "Traceback" not in failures
     assert "flaky" not in failures
@@ -197,7 +212,7 @@ def test_summary_fraction_changes_recommendation(run_dir):
     records = read_run(run_dir)
     text = summary_markdown(records, fraction=1.0, objectives=("latency",))
     assert "- latency: Deploy minilm-sst2:fp32 (the baseline): no faster variant reaches 100%" in text
-    assert "- throughput:" not in text and "speedup (throughput)" not in text
+    assert "- throughput:" not in text and "**Throughput**" not in text
 
 
 def test_summary_without_fp32_still_renders(run_dir):
@@ -318,7 +333,8 @@ def test_run_without_realtime_scenario(tmp_path):
     text = write_summary(run).read_text()
     assert "- latency: no latency measurements in this run (the real-time (batch 1) scenario" in text
     assert "- throughput: Deploy minilm-sst2:dynamic-int8: 2.1x the throughput" in text
-    assert "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 | 98.2% | – | – | 210 |" in text
+    assert "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 | 98.2% | 25.1 |" in text
+    assert "| minilm-sst2:dynamic-int8 | 210 | 2.10x | 300 | ✓ |" in text and "**Latency**" not in text
     assert (run / "figures" / "sst2.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -338,13 +354,23 @@ def _rounds_run(tmp_path: Path) -> Path:
 
 def test_summary_shows_intervals_paired_speedups_and_significance(tmp_path):
     text = write_summary(_rounds_run(tmp_path), figures=False).read_text()
+    # two models: both deltas, each named by what it is against
     assert (
-        "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 n.s. [-0.014, +0.006] | 99.0% "
-        "| 4.0 [3.8–4.2] | 5.0 [4.8–5.2] | 210 [200–220] | 2.00x [1.81–2.21]† | 2.10x [2.05–2.15] |" in text
+        "| variant | accuracy [95% CI] | Δ vs own fp32 | Δ vs minilm-sst2:fp32 | agreement with own fp32 |"
+        in text
     )
-    assert "| minilm-sst2:static-int8 | 0.880 [0.860, 0.900] | -0.025* [-0.035, -0.015] |" in text
-    assert "| tiny-sst2:fp32 |" in text and "| 4.00x [3.62–4.42]† |" in text  # another model's fp32: unpaired
-    assert "| minilm-sst2:fp32 | 0.905 [0.885, 0.924] | +0.000 |" in text and "| 1.00x | 1.00x |" in text
+    assert (
+        "| minilm-sst2:dynamic-int8 | 0.901 [0.881, 0.920] | -0.004 n.s. [-0.014, +0.006] | -0.004 | 99.0% |"
+        in text
+    )
+    assert "| minilm-sst2:static-int8 | 0.880 [0.860, 0.900] | -0.025* [-0.035, -0.015] | -0.025 |" in text
+    assert "| tiny-sst2:fp32 | 0.850 [0.828, 0.871] | – | -0.055 | – | 10.0 |" in text  # its own fp32: no Δ
+    assert "| minilm-sst2:dynamic-int8 | 4.0 [3.8–4.2] | 5.0 [4.8–5.2] | 2.00x [1.81–2.21]† | ✓ |" in text
+    assert "| minilm-sst2:dynamic-int8 | 210 [200–220] | 2.10x [2.05–2.15] | ✓ |" in text
+    assert (
+        "| tiny-sst2:fp32 | 400 [380–420] | 4.00x [3.62–4.42]† | ✓ |" in text
+    )  # another model's fp32: unpaired
+    assert "| minilm-sst2:fp32 | 100 [95–105] | 1.00x | ✓ |" in text
     notes = text.split("**Recommendation**", 1)[0].rsplit("|", 1)[1]
     assert "medians over 6 rounds" in notes and "96.9% interval of the median" in notes
     assert "Throughput speed-ups with an interval are paired" in notes
@@ -380,3 +406,20 @@ def test_a_speedup_against_fp32_of_an_earlier_session_is_marked_unpaired():
     records.loc[records["variant"] == "minilm-sst2:bf16", "speedup_paired"] = False
     text = summary_markdown(records, objectives=("throughput",))
     assert "| 1.50x [1.46–1.54]† |" in text and "| 2.10x [2.05–2.15] |" in text
+
+
+def test_busy_points_are_flagged_in_the_summary():
+    records = make_records_with_intervals()
+    busy = (records["variant"] == "minilm-sst2:bf16") & (records["scenario"] == "realtime")
+    records["busy"], records["busy_threshold"] = busy, 0.25
+    records["busy_other_cpu_share"] = busy * 0.71
+    text = summary_markdown(records)
+    section = text.split("## sst2", 1)[1].split("**Quality**", 1)[0]
+    assert (
+        "⚠ 1 of 12 speed points were measured on a busy machine (other processes took over 25% of the CPU, "
+        "up to 71%): minilm-sst2:bf16 (realtime)." in section
+    )
+    assert "| minilm-sst2:bf16 | 6.4 [6.1–6.7] | 8.0 [7.6–8.4] ⚠ |" in text  # the point itself
+    assert "| minilm-sst2:bf16 | 150 [142–158] | 1.50x [1.46–1.54] | ✓ |" in text  # its batch point was quiet
+    quiet = summary_markdown(make_records_with_intervals())
+    assert "⚠" not in quiet and "busy machine" not in quiet
