@@ -13,7 +13,7 @@ PYTHON ?= python3
 # Elsewhere, e.g.: make install TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS ?= dev,lab,torchao
+EXTRAS ?= dev,lab,torchao,ray
 CONFIG ?= configs/default.yaml
 QUICK_CONFIG ?= configs/quick.yaml
 RUN_ARGS ?=

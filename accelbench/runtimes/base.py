@@ -36,17 +36,23 @@ class Predictor:
         self.family = family
         self.prefix = prefix
 
-    def encode(self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH):
+    def encode(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH):
+        """Tokenizer output for a batch. An item may be a text or a ``(text, text_pair)`` pair, which the
+        tokenizer joins as the model family expects (BERT: ``[CLS] a [SEP] b [SEP]`` with token type ids)."""
         if padding not in PADDINGS:
             raise ConfigError(
                 f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}", "use padding='dynamic'"
             )
+        pairs = None
+        if texts and not isinstance(texts[0], str):
+            texts, pairs = [t[0] for t in texts], [t[1] for t in texts]
         if self.prefix:
             texts = [self.prefix + t for t in texts]
         return self.tokenizer(
             texts,
+            pairs,
             padding="longest" if padding == "dynamic" else "max_length",
-            truncation=True,
+            truncation=True if pairs is None else "longest_first",
             max_length=max_length,
             return_tensors=self.tensor_type,
         )
@@ -56,13 +62,21 @@ class Predictor:
 
 
 class Classifier(Predictor, ABC):
-    """A predictor for classification tasks: texts -> label indices."""
+    """A predictor for classification tasks: texts (or text pairs) -> logits, label indices, scores."""
 
     @abstractmethod
-    def classify(
-        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
-    ) -> np.ndarray:
+    def logits(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+        """Raw logits, shape (B, num_labels), float32."""
+
+    def classify(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
         """Predicted label indices, shape (B,)."""
+        return np.asarray(self.logits(texts, padding, max_length)).argmax(-1)
+
+    def scores(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+        """Class probabilities (softmax of the logits), shape (B, num_labels), float32."""
+        z = np.asarray(self.logits(texts, padding, max_length), dtype=np.float32)
+        z = np.exp(z - z.max(-1, keepdims=True))
+        return z / z.sum(-1, keepdims=True)
 
 
 class Generator(Predictor, ABC):

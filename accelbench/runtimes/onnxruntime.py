@@ -127,11 +127,6 @@ class OrtPredictor(Classifier):
         enc = self.encode(texts, padding, max_length)
         return self.session.run([self.output_name], feeds_for(self.session, enc))[0]
 
-    def classify(
-        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
-    ) -> np.ndarray:
-        return self.logits(texts, padding, max_length).argmax(-1)
-
     def close(self) -> None:
         self.session = None  # release the session before its files go
         if self.workdir is not None and hasattr(self.workdir, "cleanup"):

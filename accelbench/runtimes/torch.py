@@ -17,15 +17,13 @@ class TorchClassifier(Classifier):
         super().__init__(tokenizer, family, prefix)
         self.model = model.eval()
 
-    def classify(
-        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
-    ) -> np.ndarray:
+    def logits(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
         import torch
 
         enc = self.encode(texts, padding, max_length)
         with torch.inference_mode():
             logits = self.model(**enc).logits  # (B, num_labels)
-        return logits.float().argmax(-1).numpy()
+        return logits.float().numpy()
 
 
 class TorchGenerator(Generator):
@@ -86,12 +84,10 @@ class CompiledPredictor(Classifier):
         super().__init__(tokenizer, family, prefix)
         self.fn = fn
 
-    def classify(
-        self, texts: list[str], padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
-    ) -> np.ndarray:
+    def logits(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
         if self.fn is None:
             raise RuntimeError("this CompiledPredictor is closed")
-        return self.fn(self.encode(texts, padding, max_length)).float().argmax(-1).numpy()
+        return self.fn(self.encode(texts, padding, max_length)).float().numpy()
 
     def close(self) -> None:
         self.fn = None

@@ -81,13 +81,18 @@ def test_protocols_are_abstract_and_encode_checks_padding():
 
     class Echo(Classifier):
         def __init__(self):
-            super().__init__(lambda texts, **kw: {"texts": texts, **kw}, "bert", prefix="p: ")
+            super().__init__(
+                lambda texts, pairs=None, **kw: {"texts": texts, "pairs": pairs, **kw}, "bert", prefix="p: "
+            )
 
-        def classify(self, texts, padding="dynamic", max_length=128):
-            return np.zeros(len(texts), dtype=int)
+        def logits(self, texts, padding="dynamic", max_length=128):
+            return np.array([[0.0, np.log(3.0)]] * len(texts))
 
     p = Echo()
     assert isinstance(p, Predictor) and p.encode(["a"])["texts"] == ["p: a"]
+    assert p.encode([("a", "b")])["pairs"] == ["b"] and p.encode([("a", "b")])["truncation"] == "longest_first"
+    assert p.classify(["x", "y"]).tolist() == [1, 1]
+    assert np.allclose(p.scores(["x"]), [[0.25, 0.75]])
     assert p.encode(["a"], padding="max_length", max_length=8)["padding"] == "max_length"
     with pytest.raises(ConfigError, match="padding must be one of"):
         p.encode(["a"], padding="longest")
@@ -102,5 +107,11 @@ def test_torch_predictor_by_family(tiny_bert, tiny_t5):
     clf = torch_predictor(bert.model, bert.tokenizer, "bert")
     gen = torch_predictor(t5.model, t5.tokenizer, "t5", t5.spec.prefix)
     assert isinstance(clf, TorchClassifier) and clf.classify(["a good film", "bad"]).shape == (2,)
+    scores = clf.scores(["a good film", "bad"])
+    assert scores.shape[0] == 2 and np.allclose(scores.sum(-1), 1.0, atol=1e-5)
+    assert (scores.argmax(-1) == clf.classify(["a good film", "bad"])).all()
+    pair = bert.tokenizer("a good film", "bad")  # a pair is one sequence [CLS] a [SEP] b [SEP]
+    enc = clf.encode([("a good film", "bad")])
+    assert enc["input_ids"][0].tolist() == pair["input_ids"] and enc["token_type_ids"][0].tolist()[-1] == 1
     out = gen.generate(["a man rides a bike ."], max_new_tokens=4)
     assert isinstance(gen, TorchGenerator) and len(out.texts) == 1 and 0 <= out.new_tokens <= 4
