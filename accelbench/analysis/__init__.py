@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from . import plots, tables
+from . import onnx_tables, plots, tables, teacher_tables
 from .busy import busy_mask, busy_warning
 from .comparison import Comparison, compare_leaders
 from .formatting import display_metric_name, format_metric, format_ratio
@@ -77,6 +77,8 @@ __all__ = [
     "register_objective",
     "summary_markdown",
     "tables",
+    "teacher_tables",
+    "onnx_tables",
     "task_records",
     "time_spent",
     "write_summary",

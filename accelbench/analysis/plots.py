@@ -18,6 +18,7 @@ from ..records import BASELINE_METHOD, OK_STATUS
 from .busy import busy_mask, busy_note
 from .formatting import display_metric_name, format_metric, fraction_text
 from .labels import LabelJob, place_labels
+from .onnx_tables import ORT_STATIC_INT8, calibration_table
 from .recommend import DEFAULT_FRACTION
 from .style import (
     FLOOR_STYLE,
@@ -31,7 +32,6 @@ from .style import (
     rows_height,
     wrap,
 )
-from .tables import ORT_STATIC_INT8, calibration_table
 
 if TYPE_CHECKING:  # matplotlib is imported lazily so that importing the analysis stays cheap
     from matplotlib.axes import Axes

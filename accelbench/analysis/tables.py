@@ -9,7 +9,6 @@ about seven columns): a question with more columns is split into two tables.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 
@@ -38,12 +37,10 @@ from .selection import ok_mask
 VARIANT = "variant"
 FRONTIER_MARK = "✓"
 UNPAIRED_MARK = "†"
-ORT_STATIC_INT8 = "ort-static-int8"
 LATENCY_QS = (50, 90, 99)
-FUSED_NOTHING = "nothing fused"
 
 
-def _ok(records: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
+def ok_rows(records: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     """The current ok rows (``records.current_records``, for records with their keys), in the order recorded."""
     if "key" in records.columns:
         rows = current_records(records, task)
@@ -93,7 +90,7 @@ def metric_header(name: str | None) -> str:
     return f"{display_metric_name(name)} [95% CI]"
 
 
-def _variants(rows: pd.DataFrame) -> pd.DataFrame:
+def variant_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per variant (quality fields are the same on all of its rows), fp32 first within each model."""
     first = rows.drop_duplicates(VARIANT, keep="first")
     models = list(dict.fromkeys(first["model"])) if "model" in first.columns else [None]
@@ -139,11 +136,11 @@ def quality_table(records: pd.DataFrame, task: str | None = None) -> pd.DataFram
     """Per variant: the metric with its 95% interval, its change against its own model's fp32 (with the
     paired test where recorded), against the task's baseline when there are several models (a teacher and
     its students), its agreement with its own fp32's predictions, size and parameters."""
-    rows = _ok(records, task)
+    rows = ok_rows(records, task)
     if rows.empty:
         return pd.DataFrame()
     name = metric_name(rows)
-    variants = _variants(rows)
+    variants = variant_rows(rows)
     base = best_baseline(variants) if _several_models(variants) else None
     cells = []
     for _, row in variants.iterrows():
@@ -169,7 +166,7 @@ def latency_table(records: pd.DataFrame, task: str | None = None) -> pd.DataFram
     """Per variant, real-time (batch 1) latency per request: p50, p90 and p99 with their intervals over the
     rounds, ms per generated token (seq2seq), the paired speed-up against its own fp32, and a warning where
     the point was measured on a busy machine."""
-    rows = _ok(records, task)
+    rows = ok_rows(records, task)
     rows = rows[rows["scenario"] == "realtime"] if "scenario" in rows.columns else rows.iloc[0:0]
     if rows.empty:
         return pd.DataFrame()
@@ -203,8 +200,8 @@ def _recorded_speedup(row: pd.Series) -> str:
     return fmt_speedup(value, interval, UNPAIRED_MARK if unpaired else "")
 
 
-def _batch_rows(records: pd.DataFrame, task: str | None) -> pd.DataFrame:
-    rows = _ok(records, task)
+def batch_rows(records: pd.DataFrame, task: str | None) -> pd.DataFrame:
+    rows = ok_rows(records, task)
     if "scenario" not in rows.columns:
         return rows.iloc[0:0]
     rows = rows[(rows["scenario"] == "batch") & rows["batch_size"].notna()]
@@ -218,7 +215,7 @@ def _row_name(row: pd.Series, several_paddings: bool) -> str:
 def throughput_table(records: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     """Batch throughput (samples/s) with its interval over the rounds: a row per variant (and padding, where
     both were measured), a column per batch size; ⚠ marks a point measured on a busy machine."""
-    rows = _batch_rows(records, task)
+    rows = batch_rows(records, task)
     if rows.empty:
         return pd.DataFrame()
     several = "padding" in rows.columns and rows["padding"].nunique() > 1
@@ -240,7 +237,7 @@ def speedup_table(records: pd.DataFrame, task: str | None = None) -> pd.DataFram
     """Each variant's throughput speed-up against its own model's fp32 per batch size (dynamic padding):
     the paired median of per-round ratios with its interval († a ratio of medians: fp32 from an earlier
     session); older records without it get the ratio of the two throughputs."""
-    rows = _batch_rows(records, task)
+    rows = batch_rows(records, task)
     if "padding" in rows.columns:
         rows = rows[rows["padding"] == "dynamic"]
     if rows.empty:
@@ -337,180 +334,15 @@ def frontier_people_table(
     return people_frame(cells, keep=(VARIANT, "on frontier"))
 
 
-def _teacher_rows(records: pd.DataFrame, teacher: str, batch_size: int) -> tuple[pd.DataFrame, int]:
-    rows = _batch_rows(records, None)
-    rows = rows[rows["padding"] == "dynamic"] if "padding" in rows.columns else rows
-    if len(rows) and not (rows["batch_size"] == batch_size).any():
-        batch_size = int(rows["batch_size"].max())  # the largest measured batch stands in
-    return rows[rows["batch_size"] == batch_size].drop_duplicates(VARIANT, keep="last"), batch_size
-
-
-def _teacher_base(rows: pd.DataFrame, teacher: str) -> pd.Series | None:
-    base = rows[(rows["model"] == teacher) & (rows["method"] == BASELINE_METHOD)]
-    return base.iloc[-1] if len(base) else None
-
-
-def _role(row: pd.Series, teacher: str) -> str:
-    return "teacher" if row.get("model") == teacher else "student"
-
-
-def teacher_table(records: pd.DataFrame, teacher: str, batch_size: int = DEFAULT_BATCH_SIZE) -> pd.DataFrame:
-    """Quality of the teacher's and its students' variants: the metric, its change against the variant's
-    own model's fp32 AND against the teacher's fp32 (both named), and the share of the teacher's metric."""
-    rows, _ = _teacher_rows(records, teacher, batch_size)
-    base = _teacher_base(rows, teacher)
-    if base is None:
-        return pd.DataFrame()
-    name = metric_name(rows)
-    teacher_metric = float(base["metric"])
-    cells = []
-    for _, row in _variants(rows).iterrows():
-        own_fp32 = row.get("method") == BASELINE_METHOD
-        is_base = row[VARIANT] == base[VARIANT]
-        cells.append({
-            VARIANT: row[VARIANT], "role": _role(row, teacher), "parameters (M)": fmt(row.get("params_m"), "{:.1f}"),
-            metric_header(name): fmt_metric_ci(row),
-            "Δ vs own fp32": MISSING if own_fp32 else fmt_delta_test(row),
-            f"Δ vs teacher ({base[VARIANT]})": MISSING if is_base else fmt_delta(row_float(row, "metric") - teacher_metric, name),
-            f"% of teacher's {display_metric_name(name)}": fmt(100 * row_float(row, "metric") / teacher_metric, "{:.1f}%"),
-        })  # fmt: skip
-    return people_frame(cells)
-
-
-def teacher_speed_table(
-    records: pd.DataFrame, teacher: str, batch_size: int = DEFAULT_BATCH_SIZE
-) -> pd.DataFrame:
-    """Speed and size of the teacher's and its students' variants against the teacher's fp32: throughput at
-    ``batch_size`` (the largest measured batch when that one was not), p90 latency at batch 1 and size, each
-    with its ratio to the teacher's fp32 (ratios of medians: different models are not paired by round)."""
-    rows, used = _teacher_rows(records, teacher, batch_size)
-    base = _teacher_base(rows, teacher)
-    if base is None:
-        return pd.DataFrame()
-    realtime = _ok(records)
-    realtime = (
-        realtime[realtime["scenario"] == "realtime"].drop_duplicates(VARIANT, keep="last").set_index(VARIANT)
-    )
-    base_p90 = (
-        row_float(realtime.loc[base[VARIANT]], "latency_ms_p90")
-        if base[VARIANT] in realtime.index
-        else math.nan
-    )
-    base_thr, base_size = row_float(base, "throughput"), row_float(base, "size_mb")
-    cells = []
-    for _, row in _variants(rows).iterrows():
-        thr, size = row_float(row, "throughput"), row_float(row, "size_mb")
-        rt = realtime.loc[row[VARIANT]] if row[VARIANT] in realtime.index else None
-        p90 = row_float(rt, "latency_ms_p90")
-        flag = f" {BUSY_MARK}" if bool(busy_mask(row.to_frame().T).iloc[0]) else ""
-        cells.append({
-            VARIANT: row[VARIANT],
-            f"throughput @{used} (samples/s)": fmt_throughput(thr) + flag,
-            "throughput vs teacher fp32": fmt_speedup(thr / base_thr) if base_thr else MISSING,
-            "p90 latency (ms)": fmt_ms(p90) + (f" {BUSY_MARK}" if rt is not None and bool(busy_mask(rt.to_frame().T).iloc[0]) else ""),
-            "faster than teacher fp32 (p90)": fmt_speedup(base_p90 / p90) if p90 and not math.isnan(p90) else MISSING,
-            "size (MB)": fmt(size, "{:.1f}"),
-            "smaller than teacher fp32": fmt_speedup(base_size / size) if size and not math.isnan(size) else MISSING,
-        })  # fmt: skip
-    return people_frame(cells)
-
-
-def calibration_table(records: pd.DataFrame, method: str = ORT_STATIC_INT8) -> pd.DataFrame:
-    """The metric (with its 95% interval) of every calibration setting of ``method``: a row per calibration
-    method, a column per calibration sample count ('128 samples')."""
-    df = _ok(records)
-    if "method_name" not in df.columns or "method_options" not in df.columns:
-        return pd.DataFrame()
-    df = df[df["method_name"] == method].drop_duplicates(VARIANT, keep="last")
-    if df.empty:
-        return pd.DataFrame()
-    opts = df["method_options"].map(lambda o: json.loads(o) if isinstance(o, str) else {})
-    table = pd.DataFrame({
-        "calibration": opts.map(lambda o: o.get("calibration", "minmax")).to_numpy(),
-        "samples": opts.map(lambda o: int(o.get("samples", 128))).to_numpy(),
-        "cell": [fmt_metric_ci(row) for _, row in df.iterrows()],
-    })  # fmt: skip
-    wide = table.pivot_table(index="calibration", columns="samples", values="cell", aggfunc="last")
-    wide = wide.reindex(columns=sorted(wide.columns)).fillna(MISSING)
-    wide.columns = [f"{n} samples" for n in wide.columns]
-    wide.columns.name = f"{display_metric_name(metric_name(df))} [95% CI]"
-    return wide
-
-
-def _details(row: pd.Series) -> dict:
-    raw = row.get("variant_details")
-    return json.loads(raw) if isinstance(raw, str) else raw if isinstance(raw, dict) else {}
-
-
-def _onnx_rows(records: pd.DataFrame) -> pd.DataFrame:
-    df = _ok(records)
-    if "variant_details" not in df.columns or "runtime" not in df.columns:
-        return df.iloc[0:0]
-    return df[df["runtime"] == "onnxruntime"].drop_duplicates(VARIANT, keep="last")
-
-
-def fusion_counts_table(records: pd.DataFrame) -> pd.DataFrame:
-    """What ONNX Runtime's transformer optimizer fused: a row per fused operator, a column per variant
-    ('none' for a variant where nothing was fused; ``fusion_notes`` says why)."""
-    counts: dict[str, dict[str, object]] = {}
-    variants = []
-    for _, row in _onnx_rows(records).iterrows():
-        variants.append(row[VARIANT])
-        fusions = (_details(row).get("optimizer") or {}).get("fusions") or {}
-        for kind, count in fusions.items():
-            if count:
-                counts.setdefault(kind, {})[row[VARIANT]] = str(int(count))
-    if not variants:
-        return pd.DataFrame()
-    table = pd.DataFrame.from_dict(counts, orient="index").reindex(columns=variants)
-    fused_nothing = [v for v in variants if table.empty or table[v].isna().all()]
-    table = table.astype(object).where(table.notna(), MISSING)
-    if fused_nothing:
-        table.loc[FUSED_NOTHING] = ["none" if v in fused_nothing else MISSING for v in variants]
-    table.index.name = "fused operator"
-    return table
-
-
-def fusion_notes(records: pd.DataFrame) -> str:
-    """Why nothing was fused, per variant where the optimizer said so (one line per reason); '' otherwise."""
-    reasons: dict[str, list[str]] = {}
-    for _, row in _onnx_rows(records).iterrows():
-        optimizer = _details(row).get("optimizer") or {}
-        if optimizer.get("note") and not any((optimizer.get("fusions") or {}).values()):
-            reasons.setdefault(str(optimizer["note"]), []).append(str(row[VARIANT]))
-    return "\n\n".join(f"{', '.join(names)}: {note}" for note, names in reasons.items())
-
-
-def fusion_check_table(records: pd.DataFrame) -> pd.DataFrame:
-    """ort-fp32's check that the fused graph is not slower than the plain export, where it was run."""
-    cells = []
-    for _, row in _onnx_rows(records).iterrows():
-        check = _details(row).get("fusion_check") or {}
-        if not check:
-            continue
-        slower = check.get("fused_not_slower")
-        cells.append({
-            VARIANT: row[VARIANT], "unfused (ms)": fmt_ms(check.get("unfused_ms")),
-            "fused (ms)": fmt_ms(check.get("fused_ms")), "fused speed-up": fmt_speedup(row_float(check, "speedup")),
-            "fused not slower": MISSING if slower is None else ("yes" if slower else "no"),
-            "largest output difference": fmt(check.get("max_abs_diff"), "{:.1e}"),
-        })  # fmt: skip
-    return people_frame(cells)
-
-
 __all__ = [
     "FRONTIER_MARK",
     "UNPAIRED_MARK",
     "best_baseline",
     "busy_warning",
-    "calibration_table",
     "cost_cell",
     "cost_header",
     "drop_uninformative",
     "frontier_people_table",
-    "fusion_check_table",
-    "fusion_counts_table",
-    "fusion_notes",
     "latency_table",
     "metric_header",
     "metric_name",
@@ -518,7 +350,5 @@ __all__ = [
     "quality_table",
     "speedup_cell",
     "speedup_table",
-    "teacher_speed_table",
-    "teacher_table",
     "throughput_table",
 ]

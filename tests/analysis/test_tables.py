@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from accelbench.analysis import tables
+from accelbench.analysis import onnx_tables, tables, teacher_tables
 
 from .samples import make_crowded_records, make_records, make_records_with_intervals
 
@@ -134,14 +134,14 @@ def test_busy_points_carry_a_warning_in_the_tables():
 
 def test_teacher_tables_name_both_deltas_and_the_ratios():
     records = make_crowded_records()
-    quality = tables.teacher_table(records, "teacher-sst2")
+    quality = teacher_tables.teacher_table(records, "teacher-sst2")
     assert {"role", "Δ vs own fp32", "Δ vs teacher (teacher-sst2:fp32)", "% of teacher's accuracy"} <= set(
         quality.columns
     )
     assert quality.loc["teacher-sst2-l3:fp32", "Δ vs teacher (teacher-sst2:fp32)"] == "-0.025"
     assert quality.loc["teacher-sst2-l3:fp32", "Δ vs own fp32"] == "–"
     assert quality.loc["teacher-sst2-l3:fp32", "% of teacher's accuracy"] == "97.2%"
-    speed = tables.teacher_speed_table(records, "teacher-sst2")
+    speed = teacher_tables.teacher_speed_table(records, "teacher-sst2")
     assert speed.loc["teacher-sst2:fp32", "throughput vs teacher fp32"] == "1.00x"
     assert speed.loc["teacher-sst2-l3:fp32", "throughput vs teacher fp32"] == "1.80x"
     assert speed.loc["teacher-sst2-l3:fp32", "smaller than teacher fp32"] == "1.80x"
@@ -176,14 +176,14 @@ def onnx_records() -> pd.DataFrame:
 
 
 def test_fusion_tables_have_no_truncated_text_or_missing_values(onnx_records):
-    counts = tables.fusion_counts_table(onnx_records)
+    counts = onnx_tables.fusion_counts_table(onnx_records)
     assert list(counts.columns) == ["m:ort-fp32", "m:ort-int8"]
     assert counts.loc["Attention", "m:ort-fp32"] == "6" and counts.loc["Attention", "m:ort-int8"] == "–"
     assert counts.loc["nothing fused", "m:ort-int8"] == "none" and "Gelu" not in counts.index
     assert (
-        tables.fusion_notes(onnx_records) == "m:ort-int8: no attention heads found"
+        onnx_tables.fusion_notes(onnx_records) == "m:ort-int8: no attention heads found"
     )  # long text: not a cell
-    check = tables.fusion_check_table(onnx_records)
+    check = onnx_tables.fusion_check_table(onnx_records)
     assert check.loc["m:ort-fp32"].to_dict() == {
         "unfused (ms)": "12.3", "fused (ms)": "9.9", "fused speed-up": "1.25x", "fused not slower": "yes",
         "largest output difference": "3.1e-06",
