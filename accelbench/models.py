@@ -13,6 +13,7 @@ Loading never runs remote code.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 FAMILIES = ("bert", "t5")
 SEQ2SEQ_TYPES = ("t5", "mt5", "umt5")
 T5_HUB_PREFIX = "translate English to German: "
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # or shards named by *.index.json
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "vocab.json", "sentencepiece.bpe.model")
 
 
 def minilm_path() -> Path:
@@ -286,6 +289,80 @@ def check_recipe(spec) -> None:
         raise ConfigError(f"a {r.kind} student needs a {cls.FAMILY}-family teacher; {r.teacher!r} is {family}",
                           f"use {'distill-t5' if family == 't5' else 'distill-classifier'} for this teacher")  # fmt: skip
     student_config(r, planned_config(teacher))
+
+
+def check_checkpoint(path: str | Path, name: str) -> None:
+    """Refuse a local checkpoint folder that is incomplete or corrupt (no config, truncated weights, no
+    tokenizer) while the config is validated, naming the file at fault; a hub id is left to loading."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        return
+    redo = (
+        "save the model again with save_pretrained (model and tokenizer), or point `base:` at a complete copy"
+    )
+    if not folder.is_dir():
+        raise ModelError(f"model {name!r}: {folder} is a file, not a checkpoint folder", redo)
+    config = folder / "config.json"
+    try:
+        json.loads(config.read_text())
+    except (OSError, ValueError) as e:
+        why = "is missing" if not config.exists() else f"is not valid JSON ({e})"
+        raise ModelError(f"model {name!r}: the checkpoint's {config} {why}", redo) from e
+    shards = [folder / f for f in WEIGHT_FILES if (folder / f).exists()]
+    for index in folder.glob("*.index.json"):
+        shards += [folder / f for f in set(json.loads(index.read_text()).get("weight_map", {}).values())]
+    if not shards:
+        raise ModelError(f"model {name!r}: {folder} holds no weights ({', '.join(WEIGHT_FILES)})", redo)
+    for shard in shards:
+        problem = _weights_problem(shard)
+        if problem:
+            raise ModelError(f"model {name!r}: the weights file {shard} {problem}", redo)
+    if not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise ModelError(f"model {name!r}: {folder} has no tokenizer ({', '.join(TOKENIZER_FILES)})", redo)
+    if (folder / "tokenizer.json").exists():
+        try:
+            json.loads((folder / "tokenizer.json").read_text())
+        except ValueError as e:
+            raise ModelError(
+                f"model {name!r}: {folder / 'tokenizer.json'} is not valid JSON ({e})", redo
+            ) from e
+
+
+def _weights_problem(path: Path) -> str | None:
+    """Why a weights file cannot be whole (missing, truncated, not the format its name says), or None."""
+    import zipfile
+
+    if not path.exists():
+        return "is missing (the shard index lists it)"
+    size = path.stat().st_size
+    if path.suffix == ".safetensors":
+        with path.open("rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            try:
+                header = json.loads(f.read(n)) if 0 < n <= size - 8 else None
+            except ValueError:
+                header = None
+        if header is None:
+            return f"is corrupt: no valid safetensors header ({size} bytes)"
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return (
+            None
+            if size == 8 + n + end
+            else f"is truncated: {size} bytes where its header needs {8 + n + end}"
+        )
+    if path.suffix == ".bin" and not zipfile.is_zipfile(path):
+        return f"is corrupt or truncated: not a readable torch archive ({size} bytes)"
+    return None
+
+
+def apply_task_prefix(loaded: LoadedModel, task) -> LoadedModel:
+    """A T5 checkpoint not trained by accelbench, with no prefix of its own (or only the translation default),
+    takes the task's ``prefix`` (``summarize: ``); an explicit model prefix and accelbench's own T5s are kept."""
+    prefix = getattr(task, "prefix", None)
+    if not prefix or loaded.family != "t5" or loaded.info or loaded.spec.prefix not in ("", T5_HUB_PREFIX):
+        return loaded
+    return dataclasses.replace(loaded, spec=loaded.spec.with_overrides(prefix=prefix))
 
 
 def teacher_key(recipe: dict[str, Any] | None) -> str | None:

@@ -11,7 +11,10 @@ from accelbench.config import load_config, use_config
 from accelbench.exceptions import ConfigError, MethodNotApplicableError
 from accelbench.suite import plan
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+NOT_SWEEPS = {"prices.yaml"}  # the planner's machine types and prices, not a sweep config
+CONFIGS = sorted(
+    p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml") if p.name not in NOT_SWEEPS
+)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -103,3 +106,129 @@ def test_a_method_this_machine_cannot_run_is_skipped_in_a_sweep_or_refused_on_re
     (tmp_path / "bad.yaml").write_text("on_unavailable: sometimes\n" + body)
     with pytest.raises(ConfigError, match="on_unavailable"):
         load_config(tmp_path / "bad.yaml")
+
+
+# --- issue 13: the example configs, YAML errors, bad inputs refused before any work ---------------------------
+
+
+@pytest.mark.parametrize("name", ["news_topic.yaml", "sentence_pairs.yaml"])
+def test_example_data_configs_validate(name):
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
+    assert config.validate() == {} or all("ort" in k or "int8" in k for k in config.validate())
+    assert all("fp32" in e.methods for e in config.experiments)
+
+
+def test_a_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "run: x\nexperiments:\n  - task: sst2\n    models: [minilm-sst2\n  methods: [fp32]\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "c.yaml")
+    msg = e.value.message
+    assert "\n" not in msg and msg.startswith(
+        f"{tmp_path / 'c.yaml'}:5:10: not valid YAML: expected ',' or ']'"
+    )
+    assert "starts at line 4, column 13" in msg and e.value.fix == "fix the YAML syntax at line 5, column 10"
+
+
+def _broken_copy(tiny_bert, tmp_path, how: str) -> Path:
+    import shutil
+
+    out = tmp_path / f"ckpt-{how}"
+    shutil.copytree(tiny_bert, out)
+    weights = out / "model.safetensors"
+    if how == "truncated":
+        weights.write_bytes(weights.read_bytes()[:-100])
+    elif how == "garbage":
+        weights.write_bytes(b"\x00" * 64)
+    elif how == "no-config":
+        (out / "config.json").unlink()
+    elif how == "bad-config":
+        (out / "config.json").write_text('{"hidden_size": 32,')
+    elif how == "no-tokenizer":
+        for f in ("tokenizer.json", "vocab.txt"):
+            (out / f).unlink(missing_ok=True)
+    return out
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", "model.safetensors is truncated: "),
+    ("garbage", "model.safetensors is corrupt: no valid safetensors header"),
+    ("no-config", "config.json is missing"),
+    ("bad-config", "config.json is not valid JSON"),
+    ("no-tokenizer", "has no tokenizer"),
+])  # fmt: skip
+def test_a_corrupt_or_incomplete_checkpoint_is_refused_in_validation(tmp_path, tiny_bert, how, message):
+    from accelbench.exceptions import ModelError
+
+    ckpt = _broken_copy(tiny_bert, tmp_path, how)
+    (tmp_path / "c.yaml").write_text(f"run: x\nexperiments: [{{task: sst2, models: ['{ckpt}']}}]\n")
+    with pytest.raises(ModelError) as e:
+        load_config(tmp_path / "c.yaml").validate()
+    assert message in e.value.message and "save_pretrained" in e.value.fix
+
+
+BAD_INPUTS = {  # file contents, task fields, what the one error line says
+    "missing column": (
+        "1,Title,Body\n",
+        {"text_columns": ["title", "summary"]},
+        "column(s) summary not found",
+    ),
+    "label outside the map": ("1,Title,Body\n7,Other,Story\n", {}, "label '7' in"),
+    "header row": ("label,title,description\n1,Title,Body\n", {}, "line 1 is a header row"),
+    "empty pair column": (
+        "1,Title,\n2,Other,\n",
+        {"text_columns": None, "text_column": "title", "text_pair_column": "description"},
+        "pair column 'description' is empty",
+    ),  # fmt: skip
+    "not utf-8": (b"1,Caf\xe9,Body\n", {}, "is not UTF-8: line 1, column 6"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS) + ["yaml syntax", "corrupt checkpoint"])
+def test_bad_input_through_the_cli_exits_2_with_one_error_and_one_fix_and_records_untouched(
+    tmp_path, capsys, tiny_bert, case
+):
+    import yaml
+
+    from accelbench.cli import main
+    from accelbench.records import append_records
+
+    rows, fields, message = BAD_INPUTS.get(case, ("1,Title,Body\n2,Other,Story\n", {}, None))
+    data = tmp_path / "news.csv"
+    data.write_bytes(rows if isinstance(rows, bytes) else rows.encode())
+    task = {"kind": "classification", "format": "csv", "files": {"train": "news.csv", "dev": "news.csv"},
+            "header": False, "columns": ["label", "title", "description"], "label_column": "label",
+            "text_columns": ["title", "description"], "label_names": {1: "World", 2: "Sports"}, **fields}  # fmt: skip
+    task = {k: v for k, v in task.items() if v is not None}
+    model = str(_broken_copy(tiny_bert, tmp_path, "truncated") if case == "corrupt checkpoint" else tiny_bert)
+    config = {"run": "r", "results_dir": str(tmp_path / "results"), "tasks": {"news": task},
+              "experiments": [{"task": "news", "models": [model], "methods": ["fp32"]}]}  # fmt: skip
+    text = yaml.safe_dump(config)
+    if case == "yaml syntax":
+        text, message = text + "benchmark: {batch_sizes: [1, 8}\n", "not valid YAML"
+    elif case == "corrupt checkpoint":
+        message = "is truncated"
+    (tmp_path / "c.yaml").write_text(text)
+    append_records(tmp_path / "results" / "r", [{"key": "k0", "status": "ok", "metric": 0.9}])
+    before = (tmp_path / "results" / "r" / "records.jsonl").read_bytes()
+    code = main(["run", "--config", str(tmp_path / "c.yaml")])
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith(("error:", "fix:"))]
+    assert code == 2 and [x.split(":")[0] for x in lines] == ["error", "fix"], err
+    assert message in lines[0], err
+    assert (tmp_path / "results" / "r" / "records.jsonl").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "results" / "r").iterdir()) == ["records.jsonl"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Tasks and models registered by a test are gone after it (other tests list the known names)."""
+    from accelbench.models import MODELS
+    from accelbench.tasks import TASKS
+
+    saved = {r: dict(r._entries) for r in (TASKS, MODELS)}
+    yield
+    for r, entries in saved.items():
+        r._entries.clear()
+        r._entries.update(entries)

@@ -22,8 +22,8 @@ from typing import Any
 from ..config import use_config
 from ..exceptions import ConfigError, ModelError
 from ..methods import get_method
-from ..models import MODELS, resolve_model
-from ..tasks import eval_split, get_task
+from ..models import MODELS, apply_task_prefix, resolve_model
+from ..tasks import eval_split, get_task, task_inputs
 from ..training import load_model
 from .cases import LOG_TAIL_CHARS, PADDING, READY_TIMEOUT_S, SETTLE_S, TURN_TIMEOUT_S, Job
 
@@ -77,9 +77,9 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         if job.threads:
             torch.set_num_threads(job.threads)
         task = get_task(job.task)
-        texts = [str(t) for t in eval_split(job.task, job.n_eval)[task.input_column]]
+        texts = task_inputs(task, eval_split(job.task, job.n_eval))
         batches = length_sorted_batches(texts, job.batch_size)
-        loaded = _load(job)
+        loaded = apply_task_prefix(_load(job), task)
         method = get_method({"name": job.method_name, **json.loads(job.method_options or "{}")})
         if method.label != job.method:
             raise ConfigError(

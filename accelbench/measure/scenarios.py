@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..runtimes.base import Predictor
+from ..taskdata.inputs import item_length
 from .settings import BenchmarkSettings
 from .stats import median_interval, paired_ratios, unpaired_ratio
 from .trackers import OtherCpu, PeakMemory
@@ -75,7 +76,7 @@ class Point:
             rng.shuffle(pool)
             self.work = [[t] for t in pool]
         else:  # dynamic: length-sorted batches padded to their longest text; max_length: data order, fixed length
-            order = (sorted(range(len(texts)), key=lambda i: len(texts[i])) if padding == "dynamic"
+            order = (sorted(range(len(texts)), key=lambda i: item_length(texts[i])) if padding == "dynamic"
                      else list(range(len(texts))))  # fmt: skip
             self.work = [
                 [texts[i] for i in order[j : j + batch_size]] for j in range(0, len(order), batch_size)
