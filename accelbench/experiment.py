@@ -3,6 +3,8 @@
 This is what the notebooks call. Each (task, model, method, settings) is keyed by a config hash; a key
 already recorded as ``ok`` in the run is skipped, so an interrupted sweep resumes where it stopped.
 A method that fails is recorded with its error and the next one runs.
+
+The test-split confirmation (``accelbench.confirm``) reuses the quality helpers here.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from .environment import collect_environment
 from .exceptions import AccelbenchError, ConfigError
 from .measure.limits import VariantTimeout, time_limit
 from .measure.peak import measure_peaks, ops_per_sample, peak_for, percent_of_peak
-from .measure.quality import agreement, paired_delta, predict, score
+from .measure.quality import DEFAULT_METRIC, agreement, paired_delta, predict, resolve_metric, score
 from .measure.scenarios import TIMEOUT, add_speedups, run_interleaved
 from .measure.settings import BenchmarkSettings
 from .methods import get_method
 from .methods.base import UNAVAILABLE_POLICIES
-from .models import LoadedModel, check_fits_task, model_family, resolve_model
+from .models import LoadedModel, apply_task_prefix, check_fits_task, model_family, resolve_model
 from .records import (
     BASELINE_METHOD,
     ERROR_STATUS,
@@ -38,7 +40,7 @@ from .records import (
     read_current,
     recorded_keys,
 )
-from .tasks import eval_split, get_task
+from .tasks import eval_split, get_task, task_inputs
 from .training import load_model
 from .version import __version__
 
@@ -54,14 +56,25 @@ def _settings(settings: BenchmarkSettings | dict[str, Any] | None) -> BenchmarkS
     return settings if isinstance(settings, BenchmarkSettings) else BenchmarkSettings.from_dict(settings)
 
 
-def variant_key(task: str, spec, method, settings: BenchmarkSettings) -> str:
+def variant_key(task: str, spec, method, settings: BenchmarkSettings, scoring: dict | None = None) -> str:
+    """The record key; ``scoring`` (a task's non-default metric and applied prefix) only when set, so the keys
+    of tasks without them stay as they were."""
     return config_hash({"task": task, "model": spec.name, "model_key": spec.key, "base": spec.base,
-                        "method": method.label, "options": method.options, "settings": settings.key_dict()})  # fmt: skip
+                        "method": method.label, "options": method.options, "settings": settings.key_dict(),
+                        **({"scoring": scoring} if scoring else {})})  # fmt: skip
 
 
-def _predictions_path(run_dir: Path, task: str, model: str, method: str) -> Path:
+def _scoring(task, loaded: LoadedModel) -> dict:
+    """What changes a task's numbers beyond data and model: a metric other than the kind's default, and the
+    task's prefix where the model reads it."""
+    metric, prefix = resolve_metric(task.kind, task.metric), getattr(task, "prefix", None)
+    out = {"metric": metric} if metric != DEFAULT_METRIC[task.kind] else {}
+    return out | ({"prefix": prefix} if prefix and loaded.spec.prefix == prefix else {})
+
+
+def _predictions_path(run_dir: Path, task: str, model: str, method: str, split: str | None = None) -> Path:
     safe = model.replace("/", "--")
-    return Path(run_dir) / "predictions" / f"{task}__{safe}__{method}.json"
+    return Path(run_dir) / "predictions" / f"{task}__{safe}__{method}{f'__{split}' if split else ''}.json"
 
 
 def _set_threads(settings: BenchmarkSettings) -> None:
@@ -71,29 +84,35 @@ def _set_threads(settings: BenchmarkSettings) -> None:
         torch.set_num_threads(settings.threads)
 
 
-def _baseline(
-    loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path, progress: bool
-) -> dict:
+def _baseline(loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path, progress: bool,
+              split: str | None = None) -> dict:  # fmt: skip
     """fp32 predictions and metric, cached in the run so every notebook compares with the same baseline."""
-    path = _predictions_path(run_dir, task.name, loaded.spec.name, BASELINE_METHOD)
+    path = _predictions_path(run_dir, task.name, loaded.spec.name, BASELINE_METHOD, split)
+    metric = resolve_metric(task.kind, task.metric)
     if path.exists():
         data = json.loads(path.read_text())
-        if (data.get("n") == len(texts) and data.get("settings_key") == _quality_key(s)
+        if (data.get("n") == len(texts) and data.get("settings_key") == _quality_key(s, loaded.spec.prefix)
                 and data.get("model_key") == loaded.spec.key):  # fmt: skip
+            if metric not in data["metrics"]:  # the task's metric changed: rescore, do not predict again
+                data["metrics"] = score(task.kind, data["predictions"], refs, s.n_bootstrap, metric)
             return data  # a retrained model (new recipe, same name) gets new baseline predictions
     variant = get_method(BASELINE_METHOD).apply(loaded)
-    preds = predict(variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens, num_beams=s.num_beams,
-                    progress=progress, desc="fp32 baseline predictions")  # fmt: skip
-    metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
-    return _save_predictions(path, preds, metrics, s, loaded.spec.key)
+    try:
+        preds = predict(variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens, num_beams=s.num_beams,
+                        progress=progress, desc="fp32 baseline predictions")  # fmt: skip
+    finally:
+        variant.predictor.close()
+    metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap, metric=metric)
+    return _save_predictions(path, preds, metrics, s, loaded.spec.key, loaded.spec.prefix)
 
 
-def _quality_key(s: BenchmarkSettings) -> str:
-    return config_hash([s.n_eval, s.max_new_tokens, s.num_beams, s.max_length])
+def _quality_key(s: BenchmarkSettings, prefix: str = "") -> str:
+    return config_hash([s.n_eval, s.max_new_tokens, s.num_beams, s.max_length, *([prefix] if prefix else [])])
 
 
-def _save_predictions(path: Path, preds, metrics, s: BenchmarkSettings, model_key: str | None = None) -> dict:
-    data = {"n": len(preds), "settings_key": _quality_key(s), "model_key": model_key, "metrics": metrics,
+def _save_predictions(path: Path, preds, metrics, s: BenchmarkSettings, model_key: str | None = None,
+                      prefix: str = "") -> dict:  # fmt: skip
+    data = {"n": len(preds), "settings_key": _quality_key(s, prefix), "model_key": model_key, "metrics": metrics,
             "predictions": preds}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -159,14 +178,14 @@ def run_experiment(
     run_dir = Path(run_dir)
     run = run_dir.name
     data = eval_split(task, s.n_eval)  # fails early on missing data
-    texts, refs = list(data[t.input_column]), list(data[t.reference_column])
-    loaded = load_model(spec, progress=progress)
+    texts, refs = task_inputs(t, data), list(data[t.reference_column])
+    loaded = apply_task_prefix(load_model(spec, progress=progress), t)
     check_fits_task(loaded, t)
     skipped.update(check_methods(resolved, loaded.family, unavailable))
     _set_threads(s)
     env = collect_environment()
     done = set() if force else recorded_keys(run_dir, status=OK_STATUS)
-    keys = {m.label: variant_key(task, loaded.spec, m, s) for m in resolved}
+    keys = {m.label: variant_key(task, loaded.spec, m, s, _scoring(t, loaded)) for m in resolved}
     for m in resolved:
         if m.label in skipped and keys[m.label] not in done:
             logger.warning("%s %s %s skipped: %s", task, loaded.spec.name, m.label, skipped[m.label])
@@ -257,7 +276,7 @@ def _build(b: _Built, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettin
             else:
                 preds = predict(b.variant.predictor, texts, task.kind, max_new_tokens=s.max_new_tokens,
                                 num_beams=s.num_beams, progress=progress, desc=f"{method.label} predictions")  # fmt: skip
-                metrics = score(task.kind, preds, refs, n_bootstrap=s.n_bootstrap)
+                metrics = score(task.kind, preds, refs, s.n_bootstrap, task.metric)
             b.times["time_quality_s"] = time.perf_counter() - t1
     finally:
         if b.phase == "building":
@@ -270,16 +289,26 @@ def _build(b: _Built, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettin
     if method.label != BASELINE_METHOD:
         _save_predictions(_predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s,
                           loaded.spec.key)  # fmt: skip
-    primary, v = task.metric, b.variant
+    v = b.variant
     b.quality = {
-        **metrics, "metric_name": primary, "metric": metrics[primary],
-        "metric_ci_low": metrics[f"{primary}_ci_low"], "metric_ci_high": metrics[f"{primary}_ci_high"],
-        **(paired_delta(task.kind, primary, preds, base["predictions"], refs, n_bootstrap=s.n_bootstrap, seed=s.seed)
-           if method.label != BASELINE_METHOD else {"metric_delta": 0.0}),
-        "agreement": agreement(preds, base["predictions"]),
-        "n_eval": len(texts), "runtime": v.runtime, "dtype": v.dtype, "size_mb": round(v.size_mb, 2),
+        **_quality(task, metrics, preds, base["predictions"], refs, s, method.label == BASELINE_METHOD),
+        "runtime": v.runtime, "dtype": v.dtype, "size_mb": round(v.size_mb, 2),
         "variant_rss_mb": round(_rss_mb() - rss0, 1),
         "threads": torch.get_num_threads(), "variant_details": json.dumps(v.details) if v.details else None,
+    }  # fmt: skip
+
+
+def _quality(task, metrics: dict, preds: list, base_preds: list, refs: list, s: BenchmarkSettings,
+             is_baseline: bool) -> dict:  # fmt: skip
+    """A record's quality fields: every metric, the task's primary one as ``metric``, the paired test against
+    the model's fp32 on the same examples, and the agreement with it."""
+    primary = resolve_metric(task.kind, task.metric)
+    return {
+        **metrics, "metric_name": primary, "metric": metrics[primary],
+        "metric_ci_low": metrics[f"{primary}_ci_low"], "metric_ci_high": metrics[f"{primary}_ci_high"],
+        **({"metric_delta": 0.0} if is_baseline else
+           paired_delta(task.kind, primary, preds, base_preds, refs, n_bootstrap=s.n_bootstrap, seed=s.seed)),
+        "agreement": agreement(preds, base_preds), "n_eval": len(refs),
     }  # fmt: skip
 
 

@@ -24,6 +24,7 @@ import yaml
 from .analysis import write_summary
 from .analysis.summary import SUMMARY_FILE, failure_rows, with_failures
 from .config import SweepConfig
+from .confirm import confirm_recommended
 from .exceptions import AccelbenchError
 from .models import is_trained, resolve_model
 from .paths import notebooks_dir
@@ -198,12 +199,24 @@ REFERENCE_VARIANT_S = {"bert": 8.0, "t5": 25.0}
 NOTEBOOK_START_S = 15.0
 
 
+def _confirm_on_test(config: SweepConfig, run_dir: Path, progress: bool) -> None:
+    """Tasks with a test_split: the recommendations chosen on the eval split, scored on the test split too."""
+    for task in dict.fromkeys(e.task for e in config.experiments):
+        if not get_task(task).test_split:
+            continue
+        try:
+            confirm_recommended(run_dir, task, config.fraction, settings=config.benchmark, progress=progress)
+        except AccelbenchError as e:  # a confirmation that cannot run never stops the sweep
+            logger.error("task %s: not confirmed on its test split: %s", task, e)
+
+
 def _planned_steps(spec) -> int | None:
     r = build_recipe(spec.full_recipe)
     n = getattr(r, "train_size", None)
     if n is None and getattr(r, "epochs", None) is not None:
         try:
-            n = len(load_task(r.task or spec.task)["train"])
+            name = r.task or spec.task
+            n = len(load_task(name)[get_task(name).train_split])
         except Exception:  # no data yet (it fails later with its own message) or a hub task offline
             n = None
     return planned_steps(r, n) if n is not None else r.max_steps
@@ -279,6 +292,8 @@ def run_suite(config: SweepConfig, progress: bool = True, only: list[str] | None
     for run in plan(config):
         if only and not any(run.notebook.startswith(o) for o in only):
             continue
+        if run.notebook == PARETO_NB:
+            _confirm_on_test(config, run_dir, progress)
         logger.info("executing %s -> %s", run.notebook, run.output)
         result.runs.append(execute(run, progress))
     result.seconds = time.perf_counter() - start

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from accelbench.exceptions import ConfigError, MethodNotApplicableError, UnknownNameError
+from accelbench.exceptions import ConfigError, DataError, MethodNotApplicableError, UnknownNameError
 from accelbench.experiment import run_experiment
 from accelbench.methods import METHODS, Method, register_method
 from accelbench.records import read_records
@@ -175,3 +176,119 @@ def test_a_variant_over_its_time_limit_is_recorded_as_timeout_and_the_sweep_goes
     assert late["status"] == "timeout" and "time_limit_s=8" in late["error"]
     assert 7.5 <= late["elapsed_s"] < 12
     assert (df[df["method"] == "fp32"]["status"] == "ok").all()
+
+
+# Generation metrics other than BLEU, and choosing on eval then confirming on test (issue 13, items 4-5)
+
+FAST = {**QUICK, "batch_sizes": [2], "realtime": False, "min_time_s": 0.02, "repeats": 2, "warmup": 0}
+
+
+def _tsv(path, header, rows):
+    path.write_text("\n".join([header, *("\t".join(r) for r in rows)]) + "\n")
+
+
+@pytest.fixture
+def user_tasks(tmp_path):
+    """A tiny summarization task per metric, and a classification task with a test split."""
+    from accelbench.tasks import TASKS, register_task_from_dict
+
+    from .conftest import EN, NEG, POS
+
+    d = tmp_path / "data"
+    d.mkdir()
+    pairs = [(s, " ".join(s.split()[:3])) for s in EN]
+    for split in ("train", "dev", "test"):
+        _tsv(d / f"summ-{split}.tsv", "document\tsummary", pairs * 2)
+        rows = [(t, str(i % 2)) for i, t in enumerate(x for pair in zip(NEG, POS, strict=True) for x in pair)]
+        _tsv(d / f"cls-{split}.tsv", "sentence\tlabel", rows if split != "test" else rows[::-1])
+    summ = {"kind": "seq2seq", "format": "tsv", "source_column": "document", "target_column": "summary",
+            "files": {s: f"summ-{s}.tsv" for s in ("train", "dev", "test")}, "test_split": "test"}  # fmt: skip
+    names = {"summ-rouge": {**summ, "metric": "rouge"}, "summ-chrf": {**summ, "metric": "chrf"},
+             "cls-test": {"kind": "classification", "format": "tsv", "text_column": "sentence",
+                          "label_names": ["negative", "positive"], "test_split": "test",
+                          "files": {s: f"cls-{s}.tsv" for s in ("train", "dev", "test")}}}  # fmt: skip
+    for name, spec in names.items():
+        register_task_from_dict(name, spec, base_dir=d)
+    yield names
+    for name in names:
+        TASKS.unregister(name)
+
+
+@pytest.mark.slow  # two variants measured end to end
+@pytest.mark.parametrize("task, metric", [("summ-rouge", "rougeL"), ("summ-chrf", "chrf")])
+def test_a_task_metric_drives_the_records(tiny_t5, tmp_path, user_tasks, task, metric):
+    df = run_experiment(task, str(tiny_t5), ["fp32", "dynamic-int8"], tmp_path / "run", FAST, progress=False)
+    assert (df["status"] == "ok").all() and set(df["metric_name"]) == {metric}
+    assert (df["metric"] == df[metric]).all() and (df["metric_ci_low"] == df[f"{metric}_ci_low"]).all()
+    int8 = df[df["method"] == "dynamic-int8"].iloc[0]
+    assert int8["metric_delta_test"] == ("paired-bootstrap" if metric == "rougeL" else "sacrebleu-paired-bs")
+    assert {"bleu", "chrf"} <= set(df.columns)
+    assert ("rouge1" in df.columns) == (metric == "rougeL")  # ROUGE only where the task asks for it
+    # the metric is part of the key: a task scored otherwise is another measurement
+    assert df["key"].nunique() == 2
+
+
+def test_keys_of_tasks_without_metric_or_prefix_are_unchanged(tiny_bert):
+    from accelbench.experiment import _scoring, variant_key
+    from accelbench.measure.settings import BenchmarkSettings
+    from accelbench.methods import get_method
+    from accelbench.models import resolve_model
+    from accelbench.records import config_hash
+    from accelbench.tasks import get_task
+    from accelbench.training import load_model
+
+    spec, method, s = resolve_model(str(tiny_bert)), get_method("fp32"), BenchmarkSettings.from_dict(QUICK)
+    old = config_hash({"task": "sst2", "model": spec.name, "model_key": spec.key, "base": spec.base,
+                       "method": method.label, "options": method.options, "settings": s.key_dict()})  # fmt: skip
+    scoring = _scoring(get_task("sst2"), load_model(spec, progress=False))
+    assert scoring == {} and variant_key("sst2", spec, method, s, scoring) == old
+
+
+def test_confirm_on_test_refuses_before_any_work(tmp_path, user_tasks):
+    from accelbench.confirm import confirm_on_test
+
+    with pytest.raises(ConfigError, match="no test split"):
+        confirm_on_test(tmp_path / "run", "sst2", ["m:fp32"], progress=False)
+    with pytest.raises(DataError, match="no ok record of nope:fp32"):
+        confirm_on_test(tmp_path / "run", "cls-test", ["nope:fp32"], progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # two variants measured end to end, then two evaluated on the test split
+def test_choose_on_eval_confirm_on_test(tiny_bert, tmp_path, user_tasks):
+    from accelbench.analysis import frontier, read_run, recommend, write_summary
+    from accelbench.analysis.confirmation import (
+        CONFIRMATION_FILE,
+        HEADING,
+        confirmation_targets,
+        read_confirmations,
+    )
+    from accelbench.confirm import TEST_SPLIT, confirm_on_test, confirm_recommended
+
+    run_dir = tmp_path / "run"
+    run_experiment("cls-test", str(tiny_bert), ["fp32", "dynamic-int8"], run_dir, FAST, progress=False)
+    records_before = (run_dir / "records.jsonl").read_bytes()
+    table, rec = (
+        frontier(read_run(run_dir), "cls-test", "throughput"),
+        recommend(read_run(run_dir), "cls-test", 0.5, "throughput"),
+    )
+    targets = confirmation_targets(read_run(run_dir), "cls-test", fraction=0.5)
+    assert targets and all(":" in t for t in targets)
+    rows = confirm_on_test(run_dir, "cls-test", targets, progress=False)
+    model = tiny_bert.name
+    assert set(rows["variant"]) == set(targets) | {f"{model}:fp32"}
+    assert (rows["split"] == TEST_SPLIT).all() and (rows["split_name"] == "test").all()
+    assert (rows["status"] == "ok").all() and (rows["n_eval"] == 14).all()
+    assert rows["metric"].between(0, 1).all() and set(rows["metric_name"]) == {"accuracy"}
+    assert (rows.loc[rows["method"] == "fp32", "metric_delta"] == 0).all()
+    # records.jsonl untouched; frontier and recommendation as before
+    assert (run_dir / "records.jsonl").read_bytes() == records_before
+    pd.testing.assert_frame_equal(frontier(read_run(run_dir), "cls-test", "throughput"), table)
+    assert recommend(read_run(run_dir), "cls-test", 0.5, "throughput") == rec
+    # the sweep's call finds every row recorded and measures nothing; a task without test split: nothing
+    n = len(read_records(run_dir / CONFIRMATION_FILE))
+    assert set(confirm_recommended(run_dir, "cls-test", 0.5, progress=False)["key"]) == set(rows["key"])
+    assert confirm_recommended(run_dir, "sst2", progress=False).empty
+    assert len(read_records(run_dir / CONFIRMATION_FILE)) == n == len(read_confirmations(run_dir))
+    text = write_summary(run_dir, fraction=0.5, figures=False).read_text()
+    assert HEADING in text and "**cls-test** (test split `test`)" in text

@@ -158,13 +158,16 @@ def test_cause_and_fix_splits_an_accelbench_message():
 
 @pytest.mark.slow
 def test_failures_are_told_once_with_cause_fix_and_exit_code(tiny_bert, tmp_path, capsys):
-    """A checkpoint that cannot be loaded beside a good one, and a student of it that cannot be trained."""
+    """A checkpoint that cannot be loaded beside a good one, and a student of it that cannot be trained.
+
+    Its files are whole (validation, which refuses corrupt files up front, lets it pass), but its config does
+    not fit its weights, which only loading finds out."""
     bad = tmp_path / "bad-model"
     bad.mkdir()
     for f in tiny_bert.iterdir():
-        if f.suffix != ".safetensors":
-            (bad / f.name).write_bytes(f.read_bytes())
-    (bad / "model.safetensors").write_bytes(b"\xff" * 7 + b"\x7f" + b"junk")  # header length: 2^63
+        (bad / f.name).write_bytes(f.read_bytes())
+    config = json.loads((bad / "config.json").read_text())
+    (bad / "config.json").write_text(json.dumps({**config, "intermediate_size": 48}))  # weights are 64 wide
     cfg = tmp_path / "fail.yaml"
     cfg.write_text(
         textwrap.dedent(f"""
@@ -189,7 +192,7 @@ def test_failures_are_told_once_with_cause_fix_and_exit_code(tiny_bert, tmp_path
     run_dir = tmp_path / "results" / "fail"
     tail = err[err.rindex("failure(s)") :]  # the failures come last, each with its cause and fix
     assert "notebook sst2 · 01_baseline__sst2__bad-model.ipynb: ModelError: cannot load" in tail
-    assert "header too large" in tail and "fix: check that the checkpoint" in tail
+    assert "mismatched" in tail and "fix: check that the checkpoint" in tail
     assert "training bad-student: " in tail
     lines = tail.splitlines()[1:]
     told = [line for line in lines if line.startswith("  ") and not line.startswith("    ")]
@@ -198,10 +201,10 @@ def test_failures_are_told_once_with_cause_fix_and_exit_code(tiny_bert, tmp_path
     section = summary.split("## Failures")[1].split("\n## ")[0]
     assert "None: every configuration ran." not in summary
     assert (
-        "header too large" in section and "check that the checkpoint" in section and "bad-student" in section
+        "mismatched" in section and "check that the checkpoint" in section and "bad-student" in section
     )
     assert "01_baseline__sst2__bad-model.html" in section  # the notebook with the traceback, linked
-    assert "FAILED (see Failures)" in summary and "header too large" not in summary.split("## Failures")[0]
+    assert "FAILED (see Failures)" in summary and "mismatched" not in summary.split("## Failures")[0]
     df = read_records(run_dir)
     assert set(df["model"]) == {"tiny-bert0"} and (df["status"] == "ok").all()  # the good model was measured
     assert (run_dir / "index.html").is_file() and "FAILED" in (run_dir / "index.html").read_text()

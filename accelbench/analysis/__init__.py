@@ -10,6 +10,8 @@ from __future__ import annotations
 from . import onnx_tables, plots, tables, teacher_tables
 from .busy import busy_mask, busy_warning
 from .comparison import Comparison, compare_leaders
+from .confirmation import confirmation_section, confirmation_table, confirmation_targets, read_confirmations
+from .failures import failure_rows, with_failures
 from .formatting import display_metric_name, format_metric, format_ratio
 from .frontier import (
     available_objectives,
@@ -42,6 +44,12 @@ from .tables import frontier_people_table
 from .time_spent import time_spent
 
 __all__ = [
+    "confirmation_section",
+    "confirmation_table",
+    "confirmation_targets",
+    "read_confirmations",
+    "failure_rows",
+    "with_failures",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_FRACTION",
     "DEFAULT_OBJECTIVE",

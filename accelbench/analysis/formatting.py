@@ -8,7 +8,8 @@ from collections.abc import Mapping
 import pandas as pd
 
 MISSING = "–"
-METRIC_DISPLAY_NAMES = {"bleu": "BLEU", "chrf": "chrF"}
+METRIC_DISPLAY_NAMES = {"bleu": "BLEU", "chrf": "chrF", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
+                        "rougel": "ROUGE-L", "rougelsum": "ROUGE-Lsum"}  # fmt: skip
 SIGNIFICANCE_LEVEL = 0.05  # a metric delta's paired test is "significant" below this p-value
 SIGNIFICANT_MARK = "*"
 NOT_SIGNIFICANT_MARK = "n.s."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,12 +13,13 @@ from ..environment import CAPABILITY_FIELDS, capabilities_markdown
 from ..exceptions import DataError
 from ..records import BASELINE_METHOD, RECORDS_FILE, TIMEOUT_STATUS, current_records, read_current
 from .busy import busy_warning
-from .formatting import MISSING, SIGNIFICANCE_LEVEL, display_metric_name, fraction_text, row_float
+from .confirmation import confirmation_section, read_confirmations
+from .failures import FAILURES_HEADING, failure_rows, failures_section, skipped_section, with_failures
+from .formatting import SIGNIFICANCE_LEVEL, display_metric_name, fraction_text
 from .frontier import available_objectives, frontier_table, objective_rows_or_none
 from .frontier_plot import plot_frontiers
 from .markdown import (
     env_text,
-    first_line,
     fmt,
     fmt_interval,
     fmt_ms,
@@ -260,119 +260,6 @@ def _task_section(
     return lines
 
 
-def _status_rows(rows: pd.DataFrame, with_status: bool) -> list[list[object]]:
-    if "key" in rows.columns:
-        rows = rows.drop_duplicates("key", keep="last")
-    body = []
-    for _, row in rows.iterrows():
-        cells = [row.get("task"), row.get("variant"), row.get("scenario") if "scenario" in row else None]
-        body.append(cells + ([row.get("status")] if with_status else []) + [first_line(row.get("error"))])
-    return body
-
-
-FAILURES_HEADING = "## Failures"
-MAX_CAUSE_CHARS = 600  # a cause longer than this is cut
-VARIANT_FIX = "read its traceback in records.jsonl (field `traceback`); rerunning the config measures a failed variant again"
-TIMEOUT_FIX = "raise `time_limit_s` in the config's benchmark settings, or leave the method out"
-
-
-def _one_line(message: object) -> str:
-    text = "" if is_missing(message) else str(message).split("Traceback (most recent call last)")[0]
-    text = " ".join(text.split())  # a traceback pasted into a message stays in records.jsonl
-    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
-
-
-def failure_rows(records: pd.DataFrame) -> list[dict[str, str]]:
-    """Every current failed or timed-out variant: ``what`` (variant or timeout), ``task``, ``name`` (the variant),
-    ``cause`` (the recorded error's first line: the exception and its message; the traceback is in the record),
-    ``fix`` (the record's own, else how to find and retry it) and ``timestamp``.
-    """
-    if records.empty or "status" not in records.columns:
-        return []
-    records = current_records(records)
-    rows = records[error_mask(records) | (records["status"] == TIMEOUT_STATUS)]
-    if "key" in rows.columns:
-        rows = rows.drop_duplicates("key", keep="last")
-    out = []
-    for _, row in rows.iterrows():
-        timeout = row.get("status") == TIMEOUT_STATUS
-        scenario = row.get("scenario")
-        name = str(row.get("variant")) + (f" ({scenario})" if not is_missing(scenario) else "")
-        fix = row.get("fix")
-        out.append({"what": "timeout" if timeout else "variant", "task": str(row.get("task")), "name": name,
-                    "cause": _one_line(first_line(row.get("error"))),
-                    "fix": _one_line(fix) if not is_missing(fix) else (TIMEOUT_FIX if timeout else VARIANT_FIX),
-                    "timestamp": "" if is_missing(row.get("timestamp")) else str(row.get("timestamp"))})  # fmt: skip
-    return out
-
-
-def _failures_section(records: pd.DataFrame, others: Sequence[dict[str, str]] = ()) -> list[str]:
-    """Every failure with its cause and fix: ``others`` (a model that did not train, a notebook that failed:
-    dicts with what, name, cause, fix, and optionally task and link) first, then the failed variants.
-    Timed-out variants are counted here and listed under the skipped ones, with their elapsed time."""
-    lines = [FAILURES_HEADING, ""]
-    rows = failure_rows(records)
-    n_timeout = sum(r["what"] == "timeout" for r in rows)
-    body = []
-    for r in [*others, *(r for r in rows if r["what"] != "timeout")]:
-        name = f"[{r['name']}]({r['link']})" if r.get("link") else r["name"]
-        cells = [
-            r.get("task") or MISSING,
-            name,
-            r["what"],
-            _one_line(r.get("cause")),
-            _one_line(r.get("fix")),
-        ]
-        body.append([c or MISSING for c in cells])
-    timeouts = (
-        f"{n_timeout} variant(s) stopped at the time limit: listed under 'Skipped on this machine or timed out' "
-        f"below; fix: {TIMEOUT_FIX}."
-        if n_timeout
-        else ""
-    )
-    if not body:
-        return lines + [timeouts or "None: every configuration ran.", ""]
-    lines += [f"{len(body)} failure(s), each with its cause and its fix:", ""]
-    lines.append(markdown_table(["task", "failed", "what", "cause", "fix"], body))
-    return lines + [""] + ([timeouts, ""] if timeouts else [])
-
-
-def with_failures(summary: str, records: pd.DataFrame, others: Sequence[dict[str, str]] = ()) -> str:
-    """``summary`` (summary.md's text) with its Failures section rewritten to include ``others``."""
-    section = "\n".join(_failures_section(records, others))
-    pattern = re.compile(rf"^{re.escape(FAILURES_HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(summary):
-        return pattern.sub(lambda _: section + "\n", summary, count=1)
-    return summary.rstrip() + "\n\n" + section + "\n"
-
-
-def _skipped_section(records: pd.DataFrame) -> list[str]:
-    """Variants this machine cannot run (or that hit a time limit): expected, so apart from failures."""
-    not_run = records[not_run_mask(records)]
-    body = _status_rows(not_run, with_status=True)
-    if not body:
-        return []
-    n_timeout = sum(1 for cells in body if cells[3] == TIMEOUT_STATUS)
-    if n_timeout:
-        # a timed-out variant's elapsed time, when recorded, next to its reason
-        elapsed = not_run.drop_duplicates("key", keep="last") if "key" in not_run.columns else not_run
-        for cells, (_, row) in zip(body, elapsed.iterrows(), strict=True):
-            seconds = row_float(row, "elapsed_s")
-            if cells[3] == TIMEOUT_STATUS and not math.isnan(seconds):
-                cells[4] = f"{cells[4]} (elapsed {fmt_seconds(seconds)} s)".strip()
-    heading = "## Skipped on this machine" + (" or timed out" if n_timeout else "")
-    lines = [heading, ""]
-    counts = (
-        f" ({len(body) - n_timeout} skipped, {n_timeout} timed out at the time limit)" if n_timeout else ""
-    )
-    lines.append(
-        f"{len(body)} configuration(s) not measured here{counts}; they are left out of every table and plot:"
-    )
-    lines.append("")
-    lines.append(markdown_table(["task", "variant", "scenario", "status", "reason"], body))
-    return lines + [""]
-
-
 def _environment_section(records: pd.DataFrame) -> list[str]:
     lines = ["## Environment", ""]
     columns = [c for c in records.columns if c.startswith(ENV_PREFIX) and c not in CAPABILITY_FIELDS]
@@ -404,10 +291,13 @@ def summary_markdown(
     objectives: Sequence[str] = DEFAULT_OBJECTIVES,
     batch_size: int = DEFAULT_BATCH_SIZE,
     figures: dict[str, str] | None = None,
+    confirmations: pd.DataFrame | None = None,
 ) -> str:
     """The summary as markdown; ``figures`` maps a task to an image path to embed under its section.
 
     Only current records count (``records.current_records``), the rule notebook 04 follows too.
+    ``confirmations`` (test-split rows, ``confirmation.read_confirmations``) add the section "Confirmed on the
+    test split"; they never change a table or recommendation above it.
     """
     fraction = check_fraction(fraction)
     objectives = [get_objective(o).name for o in objectives]  # unknown names fail before any work
@@ -434,8 +324,9 @@ def summary_markdown(
             lines += _task_section(records, task, fraction, objectives, batch_size, (figures or {}).get(task))
         except DataError as err:
             lines += [f"## {task}", "", f"No results: {err.message}", ""]
-    lines += _failures_section(records)
-    lines += _skipped_section(records)
+    lines += confirmation_section(records, confirmations, fraction, objectives, batch_size)
+    lines += failures_section(records)
+    lines += skipped_section(records)
     lines += _environment_section(records)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -482,10 +373,22 @@ def write_summary(
         if image:
             images[task] = image
     summary = run_dir / SUMMARY_FILE
-    text = summary_markdown(records, fraction, objectives, batch_size, figures=images)
+    confirmations = read_confirmations(run_dir)
+    text = summary_markdown(
+        records, fraction, objectives, batch_size, figures=images, confirmations=confirmations
+    )
     summary.write_text(text, encoding="utf-8")
     logger.info("wrote %s", summary)
     return summary
 
 
-__all__ = ["markdown_table", "read_run", "summary_markdown", "write_summary"]
+# failure_rows, with_failures and FAILURES_HEADING live in .failures; kept importable from here for callers
+__all__ = [
+    "FAILURES_HEADING",
+    "failure_rows",
+    "markdown_table",
+    "read_run",
+    "summary_markdown",
+    "with_failures",
+    "write_summary",
+]

@@ -1,7 +1,9 @@
 """Quality: predictions over the evaluation split, metrics with 95% bootstrap intervals, agreement.
 
 Classification: accuracy and macro-F1 (scikit-learn), percentile bootstrap over examples.
-Translation: sacreBLEU BLEU and chrF with sacreBLEU's own bootstrap over sentences.
+Generation: sacreBLEU BLEU and chrF with sacreBLEU's own bootstrap over sentences; for a task scored by ROUGE
+also ROUGE-1/2/L/Lsum F-measures (Google's rouge-score, Porter stemming, the usual summarization setting),
+averaged over examples with a percentile bootstrap. BLEU, chrF and ROUGE are on a 0..100 scale.
 A variant against its baseline: the paired delta, its paired bootstrap interval and a significance test.
 Everything runs offline: no metric is fetched from a hub.
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from ..exceptions import ConfigError, UnknownNameError
 from ..runtimes.base import Predictor
+from ..taskdata.inputs import item_length
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +28,16 @@ N_BOOTSTRAP = 1000
 CONFIDENCE = 0.95
 EVAL_BATCH_SIZE = 64
 BOOTSTRAP_CHUNK = 4_000_000  # resample weights held at once by the paired bootstrap
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+ROUGE_STEMMER = True  # Porter stemming, as summarization papers report ROUGE
+# The metrics a task may name as its primary one (``metric:`` in YAML), and the default of each kind.
+METRICS = {"classification": ("accuracy", "macro_f1"), "seq2seq": ("bleu", "chrf", *ROUGE_TYPES)}
+DEFAULT_METRIC = {"classification": "accuracy", "seq2seq": "bleu"}
+METRIC_ALIASES = {"rouge": "rougeL"}  # `metric: rouge` means ROUGE-L F
 
 
-def _length_order(texts: list[str]) -> np.ndarray:
-    return np.argsort([len(t) for t in texts], kind="stable")
+def _length_order(texts: list) -> np.ndarray:
+    return np.argsort([item_length(t) for t in texts], kind="stable")
 
 
 def predict(
@@ -103,11 +112,55 @@ def translation_metrics(hyps: list[str], refs: list[str], n_bootstrap: int = N_B
     return out
 
 
-def score(kind: str, preds: list, refs: list, n_bootstrap: int = N_BOOTSTRAP) -> dict[str, float]:
-    """All metrics of a task kind; the primary one is ``accuracy`` or ``bleu``."""
+def rouge_f(hyps: list[str], refs: list[str], rouge_type: str | None = None) -> dict[str, np.ndarray]:
+    """Per-example ROUGE F-measures (0..1) of each type, or of ``rouge_type`` only.
+
+    rouge-score's tokenizer keeps lowercase ASCII letters and digits only: ROUGE suits English outputs.
+    rougeLsum splits summaries into sentences at newlines, as rouge-score expects.
+    """
+    from rouge_score.rouge_scorer import RougeScorer
+
+    types = list(ROUGE_TYPES) if rouge_type is None else [rouge_type]
+    scorer = RougeScorer(types, use_stemmer=ROUGE_STEMMER)
+    scores = [scorer.score(str(r), str(h)) for h, r in zip(hyps, refs, strict=True)]
+    return {t: np.array([s[t].fmeasure for s in scores], dtype=float) for t in types}
+
+
+def rouge_metrics(
+    hyps: list[str], refs: list[str], n_bootstrap: int = N_BOOTSTRAP, seed: int = 0
+) -> dict[str, float]:
+    """ROUGE-1/2/L/Lsum F-measures averaged over examples (0..100) with percentile bootstrap intervals."""
+    out: dict[str, float] = {}
+    for name, f in rouge_f(hyps, refs).items():
+        out[name] = 100.0 * float(f.mean())
+        low, high = bootstrap_ci(np.mean, f, n=n_bootstrap, seed=seed)
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = 100.0 * low, 100.0 * high
+    return out
+
+
+def resolve_metric(kind: str, metric: str | None = None) -> str:
+    """The recorded name of a task's primary metric: ``rouge`` is ``rougeL``; None is the kind's default."""
+    if kind not in METRICS:
+        raise UnknownNameError("task kind", kind, list(METRICS))
+    name = METRIC_ALIASES.get(metric, metric) if metric else DEFAULT_METRIC[kind]
+    if name not in METRICS[kind]:
+        raise UnknownNameError(f"{kind} metric", str(metric), [*METRICS[kind], *METRIC_ALIASES],
+                               "set the task's `metric:` to one of these")  # fmt: skip
+    return name
+
+
+def score(
+    kind: str, preds: list, refs: list, n_bootstrap: int = N_BOOTSTRAP, metric: str | None = None
+) -> dict[str, float]:
+    """All metrics of a task kind: accuracy and macro-F1, or BLEU and chrF plus ROUGE when ``metric`` is a
+    ROUGE (rouge-score's English tokenizer would score other languages near 0, so only when asked)."""
+    primary = resolve_metric(kind, metric)
     if kind == "classification":
         return classification_metrics(preds, refs, n_bootstrap)
-    return translation_metrics(preds, refs, n_bootstrap)
+    out = translation_metrics(preds, refs, n_bootstrap)
+    if primary in ROUGE_TYPES:
+        out.update(rouge_metrics(preds, refs, n_bootstrap))
+    return out
 
 
 def agreement(preds: list, baseline_preds: list) -> float:
@@ -120,8 +173,8 @@ def agreement(preds: list, baseline_preds: list) -> float:
 # A variant against its model's fp32 baseline, on the same examples: the delta of one metric, its paired
 # bootstrap interval and a paired significance test. Each metric is one PairedMetric: per-example statistics
 # whose column sums give the metric (accuracy: [correct, 1]; BLEU: sacreBLEU's n-gram counts), so a resample
-# is one weight vector over examples applied to both systems. ROUGE would be one more entry: per-sentence
-# F-scores as [f, 1] with a ratio as from_stats.
+# is one weight vector over examples applied to both systems. ROUGE: per-example F-scores as [100 f, 1], their
+# ratio the mean.
 
 
 @dataclass(frozen=True)
@@ -185,6 +238,12 @@ def _sacrebleu_from_stats(name: str, s: np.ndarray) -> np.ndarray:
     return np.array([metric._compute_score_from_stats(row).score for row in s])
 
 
+def _rouge_stats(name: str, preds: list, base_preds: list, refs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Per example: [100 x its ROUGE F, 1] of both systems; summed and divided, the mean score()'s ROUGE."""
+    a, b = (100.0 * rouge_f(h, refs, name)[name] for h in (preds, base_preds))
+    return tuple(np.stack([f, np.ones(len(f))], axis=1) for f in (a, b))
+
+
 def _mcnemar_p(a: np.ndarray, b: np.ndarray, deltas: np.ndarray, delta: float) -> float:
     """Exact McNemar: the discordant pairs (one system right, the other wrong) split 50/50 under the null."""
     from scipy.stats import binomtest
@@ -225,6 +284,10 @@ PAIRED_METRICS: dict[str, dict[str, PairedMetric]] = {
             _sacrebleu_p,
         )
         for name in ("bleu", "chrf")
+    }
+    | {
+        name: PairedMetric("paired-bootstrap", partial(_rouge_stats, name), _ratio, _bootstrap_sign_p)
+        for name in ROUGE_TYPES
     },
 }
 
@@ -277,7 +340,7 @@ def paired_delta(
     ``metric_delta`` is the difference of the two numbers score() reports; the (1 - alpha) interval is a
     percentile paired bootstrap (each resample scores both systems on the same examples); the p-value comes
     from the test named in ``metric_delta_test``: exact McNemar for accuracy, sacreBLEU's paired bootstrap
-    for BLEU and chrF, a two-sided paired bootstrap sign test for macro-F1.
+    for BLEU and chrF, a two-sided paired bootstrap sign test for macro-F1 and ROUGE.
     """
     paired = _paired_metric(kind, metric)
     if not len(preds) == len(base_preds) == len(refs):

@@ -257,3 +257,88 @@ def test_paired_delta_refuses_bad_input():
         _paired("classification", "accuracy", [], [], [])
     with pytest.raises(ConfigError, match="n_bootstrap"):
         _paired("classification", "accuracy", [1], [0], [1], n_bootstrap=0)
+
+
+# ROUGE (rouge-score, Porter stemming), 0..100 like BLEU and chrF
+
+
+def test_rouge_on_hand_made_strings():
+    same = evaluate.rouge_metrics(["the cat sat on the mat"], ["the cat sat on the mat"], n_bootstrap=20)
+    assert all(same[t] == pytest.approx(100.0) for t in evaluate.ROUGE_TYPES)
+    disjoint = evaluate.rouge_metrics(["dogs bark loudly"], ["the cat sat on the mat"], n_bootstrap=20)
+    assert all(disjoint[t] == 0.0 for t in evaluate.ROUGE_TYPES)
+    # hyp: the cat sat on the mat / ref: the cat was on the mat -> 5 of 6 unigrams shared each way
+    # (the x2, cat, on, mat): P = R = F = 5/6; bigrams the-cat, on-the, the-mat: 3 of 5 -> F = 3/5;
+    # longest common subsequence "the cat on the mat": 5 of 6 -> F = 5/6
+    hand = evaluate.rouge_metrics(["the cat sat on the mat"], ["the cat was on the mat"], n_bootstrap=20)
+    assert hand["rouge1"] == pytest.approx(100 * 5 / 6)
+    assert hand["rouge2"] == pytest.approx(100 * 3 / 5)
+    assert hand["rougeL"] == pytest.approx(100 * 5 / 6)
+    # recall-heavy: 2 of 2 hyp words in a 4-word ref: P = 1, R = 1/2, F = 2/3
+    assert evaluate.rouge_metrics(["cat mat"], ["the cat the mat"], n_bootstrap=20)[
+        "rouge1"
+    ] == pytest.approx(100 * 2 / 3)
+    # stemming: "cats running" and "cat run" share both stems
+    assert evaluate.rouge_metrics(["cats running"], ["cat run"], n_bootstrap=20)["rouge1"] == pytest.approx(
+        100
+    )
+
+
+def test_rouge_is_the_mean_over_examples_with_an_interval():
+    hyps = ["the cat sat on the mat", "dogs bark"] * 20
+    refs = ["the cat sat on the mat", "the cat sat on the mat"] * 20
+    m = evaluate.rouge_metrics(hyps, refs, n_bootstrap=200)
+    assert m["rouge1"] == pytest.approx(50.0)
+    assert m["rouge1_ci_low"] < 50 < m["rouge1_ci_high"] and m["rouge1_ci_high"] - m["rouge1_ci_low"] < 40
+
+
+def test_score_adds_rouge_only_for_a_rouge_task():
+    hyps, refs = ["a man rides a bike"], ["a man rides a red bike"]
+    plain = evaluate.score("seq2seq", hyps, refs, 10)
+    assert "bleu" in plain and "chrf" in plain and "rougeL" not in plain
+    rouge = evaluate.score("seq2seq", hyps, refs, 10, metric="rouge")
+    assert {"bleu", "chrf", *evaluate.ROUGE_TYPES, "rougeL_ci_low"} <= set(rouge)
+    assert evaluate.resolve_metric("seq2seq", "rouge") == "rougeL"
+    assert evaluate.resolve_metric("seq2seq", None) == "bleu"
+    assert evaluate.resolve_metric("seq2seq", "chrf") == "chrf"
+    assert evaluate.resolve_metric("classification", None) == "accuracy"
+    from accelbench.exceptions import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="rouge"):
+        evaluate.resolve_metric("seq2seq", "meteor")
+    with pytest.raises(UnknownNameError):
+        evaluate.resolve_metric("classification", "rouge")
+
+
+def _summaries(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(50)]
+    refs = [" ".join(rng.choice(vocab, rng.integers(5, 10))) for _ in range(n)]
+
+    def noisy(share):
+        return [" ".join(t if rng.random() > share else "zz" for t in r.split()) for r in refs]
+
+    return refs, noisy
+
+
+@pytest.mark.parametrize("metric", ["rouge1", "rougeL"])
+def test_paired_rouge_delta_test_and_interval(metric):
+    refs, noisy = _summaries()
+    good, bad = noisy(0.1), noisy(0.5)
+    out = _paired("seq2seq", metric, good, bad, refs, n_bootstrap=300)
+    a = evaluate.score("seq2seq", good, refs, 10, metric="rouge")
+    b = evaluate.score("seq2seq", bad, refs, 10, metric="rouge")
+    assert out["metric_delta"] == pytest.approx(a[metric] - b[metric], abs=1e-9)  # difference of the means
+    assert out["metric_delta_test"] == "paired-bootstrap"
+    assert 0 < out["metric_delta_ci_low"] < out["metric_delta"] < out["metric_delta_ci_high"]
+    assert out["metric_delta_significant"] and out["metric_delta_p"] < 0.01
+    worse = _paired("seq2seq", metric, bad, good, refs, n_bootstrap=300)
+    assert worse["metric_delta"] == pytest.approx(-out["metric_delta"]) and worse["metric_delta_ci_high"] < 0
+    # one summary out of 60 changed: not significant
+    tiny = list(bad)
+    tiny[0] = refs[0]
+    small = _paired("seq2seq", metric, tiny, bad, refs, n_bootstrap=300)
+    assert small["metric_delta"] > 0 and not small["metric_delta_significant"]
+    assert small["metric_delta_ci_low"] <= 0
+    same = _paired("seq2seq", metric, bad, bad, refs)
+    assert same["metric_delta"] == 0.0 and same["metric_delta_p"] == 1.0
