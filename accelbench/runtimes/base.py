@@ -65,14 +65,20 @@ class Classifier(Predictor, ABC):
     """A predictor for classification tasks: texts (or text pairs) -> logits, label indices, scores."""
 
     @abstractmethod
-    def logits(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    def logits(
+        self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
+    ) -> np.ndarray:
         """Raw logits, shape (B, num_labels), float32."""
 
-    def classify(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    def classify(
+        self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
+    ) -> np.ndarray:
         """Predicted label indices, shape (B,)."""
         return np.asarray(self.logits(texts, padding, max_length)).argmax(-1)
 
-    def scores(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    def scores(
+        self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
+    ) -> np.ndarray:
         """Class probabilities (softmax of the logits), shape (B, num_labels), float32."""
         z = np.asarray(self.logits(texts, padding, max_length), dtype=np.float32)
         z = np.exp(z - z.max(-1, keepdims=True))

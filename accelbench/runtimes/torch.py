@@ -17,7 +17,9 @@ class TorchClassifier(Classifier):
         super().__init__(tokenizer, family, prefix)
         self.model = model.eval()
 
-    def logits(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    def logits(
+        self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
+    ) -> np.ndarray:
         import torch
 
         enc = self.encode(texts, padding, max_length)
@@ -84,7 +86,9 @@ class CompiledPredictor(Classifier):
         super().__init__(tokenizer, family, prefix)
         self.fn = fn
 
-    def logits(self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    def logits(
+        self, texts: list, padding: str = "dynamic", max_length: int = DEFAULT_MAX_LENGTH
+    ) -> np.ndarray:
         if self.fn is None:
             raise RuntimeError("this CompiledPredictor is closed")
         return self.fn(self.encode(texts, padding, max_length)).float().numpy()

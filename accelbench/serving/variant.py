@@ -17,9 +17,9 @@ from typing import Any
 from ..config import use_config
 from ..exceptions import ConfigError
 from ..methods import get_method
-from ..models import MODELS, resolve_model
+from ..models import MODELS, apply_task_prefix, resolve_model
 from ..runtimes.base import DEFAULT_MAX_LENGTH, Classifier
-from ..tasks import eval_split, get_task
+from ..tasks import eval_split, get_task, label_names, task_inputs
 from ..training import load_model
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def build_variant(spec: VariantSpec) -> Served:
     _set_threads(spec.threads)
     task = get_task(spec.task)
     model_spec = MODELS.get(spec.model) if spec.model in MODELS else resolve_model(spec.model)
-    loaded = load_model(model_spec, train=spec.train, progress=False)
+    loaded = apply_task_prefix(load_model(model_spec, train=spec.train, progress=False), task)
     method = get_method(spec.method)
     method.check(loaded.spec.family or "", "error")
     predictor = method.apply(loaded).predictor
@@ -116,14 +116,13 @@ def build_variant(spec: VariantSpec) -> Served:
             f"{spec.model} with {method.label} does not classify, but task {spec.task!r} is a classification task",
             "serve a classifier model for this task (accelbench list shows each model's family)",
         )
-    served = Served(spec, task.kind, predictor, [str(n) for n in task.label_names], method.label)
+    served = Served(spec, task.kind, predictor, [str(n) for n in label_names(spec.task)], method.label)
     served.predict(sample_items(spec.task, 2))  # warm-up: first calls allocate, compile, build caches
     logger.info("serving %s for %s (%s)", served.method_label, spec.task, task.kind)
     return served
 
 
-def sample_items(task_name: str, n: int | None = None) -> list:
-    """Real inputs of the task's evaluation split (payloads for load tests and warm-ups)."""
-    task = get_task(task_name)
-    d = eval_split(task_name, n)
-    return [str(t) for t in d[task.input_column]]
+def sample_items(task_name: str, n: int | None = None) -> list[str | tuple[str, str]]:
+    """Real inputs of the task's evaluation split (payloads for load tests and warm-ups): texts, or
+    ``(text, pair)`` tuples for a sentence-pair task."""
+    return task_inputs(get_task(task_name), eval_split(task_name, n))

@@ -90,7 +90,9 @@ def test_protocols_are_abstract_and_encode_checks_padding():
 
     p = Echo()
     assert isinstance(p, Predictor) and p.encode(["a"])["texts"] == ["p: a"]
-    assert p.encode([("a", "b")])["pairs"] == ["b"] and p.encode([("a", "b")])["truncation"] == "longest_first"
+    assert (
+        p.encode([("a", "b")])["pairs"] == ["b"] and p.encode([("a", "b")])["truncation"] == "longest_first"
+    )
     assert p.classify(["x", "y"]).tolist() == [1, 1]
     assert np.allclose(p.scores(["x"]), [[0.25, 0.75]])
     assert p.encode(["a"], padding="max_length", max_length=8)["padding"] == "max_length"
