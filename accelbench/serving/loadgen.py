@@ -1,0 +1,635 @@
+"""The load generator: open-loop Poisson traffic (or closed-loop workers) against ``POST /predict``.
+
+Open loop is what a public endpoint sees: requests arrive on their own schedule whether or not the server keeps
+up. Each request has a scheduled time from a seeded Poisson schedule and its latency is measured from *that*
+time, so a server (or a generator) that falls behind shows its queueing in the latencies instead of hiding it
+by sending later (no coordinated omission). How late each send actually left is recorded as *send lag*: when it
+grows, the generator is near its own ceiling and says so. Closed loop (``concurrency`` workers, each sending
+when its previous request answered) measures throughput at a fixed number of outstanding requests.
+
+Every run is bounded: sends stop at ``duration``, outstanding replies get a grace period, and whatever did not
+come back is counted as a timeout, so ``sent == ok + 4xx + rejected + 5xx + timeouts + connection errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import aiohttp
+import numpy as np
+import psutil
+
+from ..exceptions import ConfigError
+from .noop import NoopServer, pin
+from .schedule import DEFAULT_SEED, poisson_schedule
+from .validity import (
+    DEFAULT_MIN_DURATION_S,
+    DEFAULT_MIN_QUERIES,
+    ValidityRules,
+    check_validity,
+    percentile_interval,
+)
+from .variant import sample_items
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_DURATION_S = 10.0
+DEFAULT_N_TEXTS = 256
+DEFAULT_TEXTS_PER_REQUEST = 1
+DEFAULT_CONNECTIONS = 1024  # more than any laptop server keeps in flight: the pool never delays a send
+GRACE_S = 10.0  # after the last send, replies get this long (plus the p99 bound) before counting as timeouts
+START_DELAY_S = 0.05  # the schedule starts this long after the loop is ready
+# warn when the p99 send lag exceeds max(LAG_WARN_MS, LAG_WARN_FRACTION x the mean interval); asyncio timers
+# wake up to ~1 ms late even on an idle machine (epoll's millisecond timeouts), so 1 ms would always warn
+LAG_WARN_MS = 2.0
+LAG_WARN_FRACTION = 0.01
+HEALTH_TIMEOUT_S = 5.0
+PERCENTILES = (0.5, 0.9, 0.99)
+FIND_PEAK_STEPS = 8  # runs, bracketing included
+FIND_PEAK_PRECISION = 0.05  # stop bisecting when the bracket's ends are within 5%
+CEILING_RATES = (50.0, 250.0, 500.0, 1000.0, 1500.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0)
+CEILING_DURATION_S = 2.0
+CEILING_LAG_MS = 5.0  # p99 send lag allowed at the ceiling: 5% of a 100 ms bound ...
+CEILING_LAG_FACTOR = 3.0  # ... or 3x the lag at the lowest rate, on a machine whose floor is higher
+FALLBACK_TEXTS = ["a short sentence about the length of a review, sent when no task is known ."]
+
+TIMEOUT, CONNECTION_ERROR = -1, -2  # status codes for requests that got no HTTP answer
+OUTCOMES = ("ok", "client_error", "rejected", "server_error", "timeout", "connection_error")
+
+
+@dataclass
+class LoadConfig:
+    """One load test. Open loop when ``rate`` is set, closed loop when ``concurrency`` is set (one of them)."""
+
+    url: str = DEFAULT_URL
+    rate: float | None = None  # requests per second (Poisson)
+    duration: float = DEFAULT_DURATION_S  # seconds of measured sending
+    concurrency: int | None = None  # closed-loop workers
+    texts_per_request: int = DEFAULT_TEXTS_PER_REQUEST
+    seed: int = DEFAULT_SEED
+    p99_ms: float | None = None
+    warmup_s: float = 0.0  # sent before the measured window, at the same rate, not counted
+    connections: int = DEFAULT_CONNECTIONS  # at most this many requests in flight (1: a coordinated sender)
+    grace_s: float = GRACE_S
+    min_duration_s: float = DEFAULT_MIN_DURATION_S
+    min_queries: int = DEFAULT_MIN_QUERIES
+    early_stopping: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rate is None and self.concurrency is None:
+            raise ConfigError("no load given", "pass --rate R (open loop) or --concurrency C (closed loop)")
+        if self.rate is not None and self.concurrency is not None:
+            raise ConfigError(
+                "both --rate and --concurrency given",
+                "pass --rate (open loop) or --concurrency (closed loop)",
+            )
+        if self.rate is not None and not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ConfigError(
+                f"rate must be positive, got {self.rate}", "pass --rate > 0 requests per second"
+            )
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigError(
+                f"concurrency must be at least 1, got {self.concurrency}", "pass --concurrency >= 1"
+            )
+        if not (self.duration > 0 and math.isfinite(self.duration)):
+            raise ConfigError(
+                f"duration must be positive, got {self.duration} s", "pass --duration > 0 seconds"
+            )
+        if self.texts_per_request < 1:
+            raise ConfigError(
+                f"texts per request must be at least 1, got {self.texts_per_request}",
+                "pass --texts-per-request >= 1",
+            )
+        if self.warmup_s < 0 or self.grace_s <= 0 or self.connections < 1:
+            raise ConfigError(
+                f"warmup {self.warmup_s} s, grace {self.grace_s} s, connections {self.connections}",
+                "pass --warmup-s >= 0, a positive grace and --connections >= 1",
+            )
+        self.rules()  # checks the p99 bound
+
+    def rules(self) -> ValidityRules:
+        return ValidityRules(
+            self.min_duration_s, self.min_queries, self.p99_ms, early_stopping=self.early_stopping
+        )
+
+    @property
+    def mode(self) -> str:
+        return "open" if self.rate is not None else "closed"
+
+    @property
+    def timeout_s(self) -> float:
+        return self.grace_s + (self.p99_ms or 0.0) / 1000.0
+
+
+@dataclass
+class _Log:
+    """Per-request times (perf_counter seconds) and HTTP status (0: no answer yet)."""
+
+    sched: list[float] = field(default_factory=list)
+    sent: list[float] = field(default_factory=list)
+    done: list[float] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+
+    def add(self, t: float) -> int:
+        self.sched.append(t)
+        self.sent.append(math.nan)
+        self.done.append(math.nan)
+        self.status.append(0)
+        return len(self.sched) - 1
+
+
+def _item(t):
+    """A payload item as the HTTP contract wants it: a text, or a sentence pair as an object."""
+    return t if isinstance(t, str) else {"text": t[0], "text_pair": t[1]}
+
+
+def bodies_for(texts: list, texts_per_request: int) -> list[bytes]:
+    """Request bodies cycling through ``texts``, ``texts_per_request`` per request (pre-encoded: JSON costs
+    the generator nothing while it sends). Request i uses ``bodies[i % len(bodies)]``."""
+    if not texts:
+        raise ConfigError("no texts to send", "pass a --task whose evaluation split has texts")
+    n, k = len(texts), texts_per_request
+    count = n // math.gcd(n, k)
+    return [
+        json.dumps({"inputs": [_item(texts[(i * k + j) % n]) for j in range(k)]}).encode()
+        for i in range(count)
+    ]
+
+
+async def _drive(cfg: LoadConfig, bodies: list[bytes], log: _Log) -> tuple[float, float]:
+    """Send the load; returns (start of the measured window, its end) in perf_counter seconds."""
+    url = cfg.url.rstrip("/") + "/predict"
+    slots = asyncio.Semaphore(cfg.connections)
+    timeout = aiohttp.ClientTimeout(total=cfg.timeout_s)
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=cfg.connections, force_close=False)
+
+    async def send(session: aiohttp.ClientSession, i: int) -> None:
+        async with slots:  # waiting here is a late send: it shows as send lag
+            log.sent[i] = time.perf_counter()
+            try:
+                async with session.post(url, data=bodies[i % len(bodies)], headers=headers) as resp:
+                    await resp.read()
+                    log.status[i] = resp.status
+            except asyncio.TimeoutError:
+                log.status[i] = TIMEOUT
+            except (aiohttp.ClientError, OSError):
+                log.status[i] = CONNECTION_ERROR
+            log.done[i] = time.perf_counter()
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        tasks: list[asyncio.Task] = []
+        t0 = time.perf_counter() + START_DELAY_S
+        start, end = t0 + cfg.warmup_s, t0 + cfg.warmup_s + cfg.duration
+        if cfg.mode == "open":
+            offsets = poisson_schedule(cfg.rate, cfg.warmup_s + cfg.duration, cfg.seed)
+            for off in offsets:
+                i = log.add(t0 + off)
+                delay = log.sched[i] - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(send(session, i)))
+        else:
+
+            async def worker() -> None:
+                while True:
+                    now = time.perf_counter()
+                    if now >= end:
+                        return
+                    await send(session, log.add(now))
+
+            await asyncio.sleep(max(0.0, t0 - time.perf_counter()))
+            tasks = [asyncio.create_task(worker()) for _ in range(cfg.concurrency)]
+            await asyncio.sleep(max(0.0, end - time.perf_counter()))
+        left = end + cfg.timeout_s - time.perf_counter()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, left))
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+    for i, s in enumerate(log.status):
+        if s == 0:  # never answered within the grace period: a timeout, whether sent or still waiting
+            log.status[i] = TIMEOUT
+    return start, end
+
+
+def _run_loop(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def _outcome(status: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "ok": (status >= 200) & (status < 300),
+        "client_error": (status >= 400) & (status < 500),
+        "rejected": status == 503,
+        "server_error": ((status >= 500) & (status != 503)) | ((status >= 300) & (status < 400)),
+        "timeout": status == TIMEOUT,
+        "connection_error": status == CONNECTION_ERROR,
+    }
+
+
+def _ms_stats(values_s: np.ndarray) -> dict[str, Any]:
+    """p50/p90/p99 (with 95% order-statistic intervals), mean and max, in ms; JSON-safe (None for unbounded)."""
+
+    def ms(x: float) -> float | None:
+        return round(x * 1000.0, 3) if math.isfinite(x) else None
+
+    out: dict[str, Any] = {"n": int(len(values_s))}
+    for q in PERCENTILES:
+        v, lo, hi = percentile_interval(values_s, q)
+        out[f"p{q * 100:g}"] = {"value": ms(v), "low": ms(lo), "high": ms(hi)}
+    out["mean"] = ms(float(np.mean(values_s))) if len(values_s) else None
+    out["max"] = ms(float(np.max(values_s))) if len(values_s) else None
+    return out
+
+
+def _cores() -> list[int] | None:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def run_load(cfg: LoadConfig, texts: list, ceiling: float | None = None) -> dict[str, Any]:
+    """Run one load test against ``cfg.url`` with payloads from ``texts``; returns the report (a flat-ish dict)."""
+    bodies = bodies_for(texts, cfg.texts_per_request)
+    proc = psutil.Process()
+    cpu0, wall0 = proc.cpu_times(), time.perf_counter()
+    log = _Log()
+    gc.collect()
+    gc.disable()  # a cyclic-GC pass over thousands of live requests stalls sends by tens of ms; the run is bounded
+    try:
+        start, end = _run_loop(_drive(cfg, bodies, log))
+    finally:
+        gc.enable()
+    cpu1, wall1 = proc.cpu_times(), time.perf_counter()
+    sched, sent, done = (np.asarray(x, dtype=float) for x in (log.sched, log.sent, log.done))
+    status = np.asarray(log.status, dtype=int)
+    window = sched >= start
+    warmup_sent = int((~window).sum())
+    sched, sent, done, status = sched[window], sent[window], done[window], status[window]
+    outcome = _outcome(status)
+    counts = {"sent": int(len(status))} | {k: int(v.sum()) for k, v in outcome.items()}
+    assert counts["sent"] == sum(counts[k] for k in OUTCOMES), f"requests lost in the accounting: {counts}"
+    ok = outcome["ok"]
+    latency = done[ok] - sched[ok]  # from the scheduled time: queueing anywhere counts
+    lag = sent[np.isfinite(sent)] - sched[np.isfinite(sent)]
+    last_send = float(np.nanmax(sent)) if np.isfinite(sent).any() else end
+    last_ok = float(done[ok].max()) if ok.any() else end
+    failed = counts["sent"] - counts["ok"]
+    validity = check_validity(cfg.rules(), cfg.duration, latency, failed)
+    mean_interval_ms = 1000.0 / cfg.rate if cfg.rate else None
+    lag_stats = _ms_stats(lag)
+    warnings = []
+    lag_limit = max(LAG_WARN_MS, LAG_WARN_FRACTION * (mean_interval_ms or 0.0))
+    if cfg.mode == "open" and (lag_stats["p99"]["value"] or 0.0) > lag_limit:
+        warnings.append(
+            f"the generator lagged: p99 send lag {lag_stats['p99']['value']:.2f} ms > {lag_limit:.2f} ms; "
+            "latencies still count from the scheduled times, but the load was burstier than planned "
+            "(pin the generator to its own core with --cpu, or lower --rate)"
+        )
+    if ceiling is not None and cfg.rate and cfg.rate > ceiling / 5:
+        warnings.append(
+            f"asked rate {cfg.rate:g}/s is above a fifth of the generator's ceiling ({ceiling:.0f}/s): "
+            "the generator may distort the latencies"
+        )
+    report = {
+        "url": cfg.url,
+        "mode": cfg.mode,
+        "config": asdict(cfg),
+        "scheduled_rate": cfg.rate,
+        "concurrency": cfg.concurrency,
+        "duration_s": cfg.duration,
+        "offered_rate": round(counts["sent"] / cfg.duration, 3),  # the Poisson count drawn, per second
+        "achieved_send_rate": round(counts["sent"] / max(last_send - start, 1e-9), 3)
+        if counts["sent"]
+        else 0.0,
+        "completed_rate": round(counts["ok"] / max(last_ok - start, 1e-9), 3) if counts["ok"] else 0.0,
+        "counts": counts,
+        "warmup_sent": warmup_sent,
+        "latency_ms": _ms_stats(latency),
+        "latency_from_send_ms": _ms_stats(done[ok] - sent[ok]),  # what a coordinated sender would report
+        "send_lag_ms": lag_stats,
+        "generator_cpu_percent": round(
+            100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / max(wall1 - wall0, 1e-9), 1
+        ),
+        "generator_cores": _cores(),
+        "generator_ceiling": ceiling,
+        "valid": validity.valid,
+        "validity": validity.to_dict(),
+        "warnings": warnings,
+    }
+    for w in warnings:
+        logger.debug(w)  # in the report and its table; not logged twice
+    return report
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The report as a short table for the terminal."""
+    c, lat, lag = r["counts"], r["latency_ms"], r["send_lag_ms"]
+
+    def iv(s: dict[str, Any]) -> str:
+        def f(x: float | None) -> str:
+            return "inf" if x is None else f"{x:.1f}"
+
+        return f"{f(s['value'])} [{f(s['low'])}, {f(s['high'])}]"
+
+    load = f"{r['scheduled_rate']:g}/s Poisson" if r["mode"] == "open" else f"{r['concurrency']} workers"
+    lines = [
+        f"load        {load} for {r['duration_s']:g} s against {r['url']}",
+        f"rates       sent {r['achieved_send_rate']:.1f}/s, completed {r['completed_rate']:.1f}/s",
+        "requests    " + ", ".join(f"{k} {v}" for k, v in c.items()),
+        f"latency ms  p50 {iv(lat['p50'])}  p90 {iv(lat['p90'])}  p99 {iv(lat['p99'])}  max {lat['max']}",
+        f"send lag ms p50 {lag['p50']['value']}  p99 {lag['p99']['value']}  max {lag['max']}",
+        f"generator   {r['generator_cpu_percent']:.0f}% CPU on cores {r['generator_cores']}"
+        + (f", ceiling {r['generator_ceiling']:.0f}/s" if r.get("generator_ceiling") else ""),
+    ]
+    v = r["validity"]
+    est = v["early_stopping_estimate_ms"]
+    lines.append(
+        "early stop  p99 estimate " + (f"{est:.1f} ms" if est is not None else v["early_stopping_note"])
+    )
+    lines.append("result      " + ("VALID" if r["valid"] else "INVALID"))
+    lines += [f"  - {reason}" for reason in v["reasons"]]
+    lines += [f"warning: {w}" for w in r["warnings"]]
+    return "\n".join(lines)
+
+
+def server_health(url: str, timeout: float = HEALTH_TIMEOUT_S) -> dict[str, Any]:
+    """``GET /health`` of the server; waits up to ``timeout`` for one that is starting, then explains."""
+    import urllib.error
+    import urllib.request
+
+    deadline, why = time.monotonic() + timeout, ""
+    while True:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=min(timeout, 2.0)) as r:
+                return json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            why = f"it answered HTTP {e.code}" + (" (starting or draining)" if e.code == 503 else "")
+        except (OSError, ValueError) as e:
+            why = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+        if time.monotonic() > deadline:
+            raise ConfigError(
+                f"no server answers at {url}/health ({why})",
+                "start one with `accelbench serve --task sst2 --model <model> --port 8000` (it prints its URL "
+                "when ready) and pass that URL as --url",
+            )
+        time.sleep(0.2)
+
+
+def find_peak(
+    cfg: LoadConfig,
+    texts: list,
+    max_steps: int = FIND_PEAK_STEPS,
+    precision: float = FIND_PEAK_PRECISION,
+    ceiling: float | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """The highest Poisson rate whose run is VALID and meets ``cfg.p99_ms``: bracket by doubling or halving from
+    ``cfg.rate``, then bisect until the bracket is within ``precision``; each step is a full run."""
+    if cfg.p99_ms is None:
+        raise ConfigError("--find-peak needs a latency bound", "pass --p99-ms L (milliseconds)")
+    if cfg.mode != "open":
+        raise ConfigError(
+            "--find-peak searches a Poisson rate", "pass --rate (the first rate tried), not --concurrency"
+        )
+    steps: list[dict[str, Any]] = []
+
+    def meets(rate: float) -> bool:
+        r = run_load(replace(cfg, rate=rate), texts, ceiling)
+        p99 = r["latency_ms"]["p99"]["value"]
+        failed = r["counts"]["sent"] - r["counts"]["ok"]
+        ok = failed == 0 and p99 is not None and p99 <= cfg.p99_ms  # the direction: below or above the knee
+        step = {"rate": round(rate, 3), "meets_bound": ok, "valid": r["valid"], "p99_ms": p99}
+        step |= {"completed_rate": r["completed_rate"], "failed": failed, "reasons": r["validity"]["reasons"]}
+        steps.append(step)
+        if progress:
+            progress(step)
+        return ok
+
+    lo = hi = None
+    rate = cfg.rate
+    while len(steps) < max_steps and (lo is None or hi is None):
+        if meets(rate):
+            lo, rate = rate, rate * 2
+        else:
+            hi, rate = rate, rate / 2
+    while lo is not None and hi is not None and len(steps) < max_steps and hi / lo - 1 > precision:
+        mid = (lo + hi) / 2
+        if meets(mid):
+            lo = mid
+        else:
+            hi = mid
+    good = [s for s in steps if s["meets_bound"] and s["valid"]]
+    peak = max(good, key=lambda s: s["rate"]) if good else None
+    note = (
+        ""
+        if peak
+        else (
+            "no rate met the bound"
+            if lo is None
+            else "rates met the bound but no run was VALID (raise --duration)"
+        )
+    )
+    return {
+        "p99_ms": cfg.p99_ms,
+        "peak_rate": peak["rate"] if peak else None,
+        "peak_completed_rate": peak["completed_rate"] if peak else None,
+        "bracket": [lo, hi],
+        "converged": lo is not None and hi is not None and hi / lo - 1 <= precision,
+        "note": note,
+        "steps": steps,
+        "generator_ceiling": ceiling,
+    }
+
+
+def measure_ceiling(
+    rates: tuple[float, ...] = CEILING_RATES,
+    duration: float = CEILING_DURATION_S,
+    lag_ms: float = CEILING_LAG_MS,
+    server_cpu: list[int] | None = None,
+    texts: list | None = None,
+    progress: Any = None,
+    lag_factor: float = CEILING_LAG_FACTOR,
+) -> dict[str, Any]:
+    """The generator's ceiling against a no-op endpoint (a subprocess on a loopback port, pinned to
+    ``server_cpu`` if given): the highest of ``rates`` (tried in increasing order until one fails) with every
+    request answered, sends keeping pace with the schedule (95% of the offered rate) and p99 send lag under
+    ``max(lag_ms, lag_factor x the p99 lag at the lowest rate)``. The lowest rate's lag is the machine's floor
+    (timer granularity, other processes on the same cores): the generator is the bottleneck when its lag rises
+    well above that floor, not when a busy machine has a floor above ``lag_ms``."""
+    steps: list[dict[str, Any]] = []
+    ceiling = floor = None
+    with NoopServer(cpu=server_cpu) as server:
+        for rate in sorted(rates):
+            cfg = LoadConfig(
+                server.url, rate, duration, min_duration_s=0, min_queries=0, early_stopping=False
+            )
+            r = run_load(cfg, texts or FALLBACK_TEXTS)
+            lag = r["send_lag_ms"]["p99"]["value"]
+            floor = lag if floor is None else floor
+            limit = max(lag_ms, lag_factor * (floor or 0.0))
+            ok = lag is not None and lag <= limit and r["counts"]["ok"] == r["counts"]["sent"]
+            ok = ok and r["achieved_send_rate"] >= 0.95 * r["offered_rate"]
+            step = {"rate": rate, "sustained": ok, "p99_lag_ms": lag, "lag_limit_ms": round(limit, 3)}
+            step |= {"offered_rate": r["offered_rate"], "achieved_send_rate": r["achieved_send_rate"]}
+            step |= {
+                "p99_latency_ms": r["latency_ms"]["p99"]["value"],
+                "cpu_percent": r["generator_cpu_percent"],
+            }
+            steps.append(step)
+            if progress:
+                progress(step)
+            if not ok:
+                break
+            ceiling = rate
+    return {
+        "ceiling_rate": ceiling,
+        "lag_ms": lag_ms,
+        "lag_factor": lag_factor,
+        "floor_p99_lag_ms": floor,
+        "duration_s": duration,
+        "steps": steps,
+        "cores": _cores(),
+    }
+
+
+def parse_cores(text: str | None) -> list[int] | None:
+    """``"0"``, ``"0,1"`` or ``"0-3"`` -> core ids."""
+    if not text:
+        return None
+    try:
+        cores: list[int] = []
+        for part in text.split(","):
+            a, _, b = part.partition("-")
+            cores += list(range(int(a), int(b or a) + 1))
+    except ValueError:
+        raise ConfigError(
+            f"cannot read cores {text!r}", "pass e.g. --cpu 0, --cpu 0,1 or --cpu 0-3"
+        ) from None
+    return sorted(set(cores))
+
+
+def _texts(task: str | None, n: int, url: str) -> tuple[list, str | None]:
+    if task is None:
+        task = server_health(url).get("task")
+    if not task:
+        logger.warning("the server names no task and --task is not given: sending a fixed English sentence")
+        return FALLBACK_TEXTS, None
+    return sample_items(task, n), task
+
+
+def cmd_load(args: Any) -> int:
+    """``accelbench load``: exit 0 when the run is VALID (or a peak was found), 1 when not, 2 on bad input."""
+    ceiling_only = args.ceiling and args.rate is None and args.concurrency is None
+    cfg = None
+    if not ceiling_only:
+        cfg = LoadConfig(
+            args.url, args.rate, args.duration, args.concurrency, args.texts_per_request, args.seed,
+            args.p99_ms, args.warmup_s, args.connections, min_duration_s=args.min_duration,
+            min_queries=args.min_queries, early_stopping=not args.no_early_stopping,
+        )  # fmt: skip
+        if args.find_peak and args.p99_ms is None:
+            raise ConfigError("--find-peak needs a latency bound", "pass --p99-ms L (milliseconds)")
+        if args.n_texts < 1:
+            raise ConfigError(f"--n-texts must be at least 1, got {args.n_texts}", "pass --n-texts >= 1")
+    cores = parse_cores(args.cpu)
+    why = pin(cores)
+    pinning = why or (f"pinned to cores {cores}" if cores else "not pinned")
+    print(f"generator: {pinning}; runs on cores {_cores()}")
+    out: dict[str, Any] = {"cpu_pinning": pinning}
+    ceiling = None
+    if args.ceiling:
+        print("measuring the generator's ceiling against a no-op endpoint ...")
+        c = measure_ceiling(server_cpu=parse_cores(args.server_cpu), progress=lambda s: print(f"  {s}"))
+        ceiling, out["ceiling"] = c["ceiling_rate"], c
+        print(f"generator ceiling: {ceiling}/s (p99 send lag <= {c['lag_ms']} ms)")
+    code = 0
+    if cfg is not None:
+        texts, task = _texts(args.task, args.n_texts, args.url)
+        server_health(args.url)
+        out["task"] = task
+        if args.find_peak:
+            peak = find_peak(cfg, texts, args.max_steps, ceiling=ceiling, progress=lambda s: print(f"  {s}"))
+            out["find_peak"] = peak
+            print(f"peak: {peak['peak_rate']}/s at p99 <= {cfg.p99_ms:g} ms {peak['note']}")
+            code = 0 if peak["peak_rate"] else 1
+        else:
+            report = run_load(cfg, texts, ceiling)
+            out["load"] = report
+            print(format_report(report))
+            code = 0 if report["valid"] else 1
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"report: {args.out}")
+    return code
+
+
+def add_subcommand(sub: Any) -> None:
+    """``accelbench load``: the load generator's command line."""
+    p = sub.add_parser("load", help="open-loop (Poisson) or closed-loop load test of an accelbench server")
+    p.add_argument("--url", default=DEFAULT_URL, help=f"the server (default {DEFAULT_URL})")
+    p.add_argument("--rate", type=float, help="requests per second, Poisson arrivals (open loop)")
+    p.add_argument(
+        "--concurrency", type=int, help="workers, each sending when its last answered (closed loop)"
+    )
+    p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, help="seconds of measured sending")
+    p.add_argument("--task", help="payload texts from this task's evaluation split (default: the server's)")
+    p.add_argument("--n-texts", type=int, default=DEFAULT_N_TEXTS, help="distinct texts, cycled")
+    p.add_argument("--texts-per-request", type=int, default=DEFAULT_TEXTS_PER_REQUEST)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the Poisson schedule")
+    p.add_argument("--p99-ms", type=float, help="latency bound at p99; the run is VALID only if met")
+    p.add_argument("--find-peak", action="store_true", help="search the highest rate meeting --p99-ms")
+    p.add_argument("--max-steps", type=int, default=FIND_PEAK_STEPS, help="runs --find-peak may make")
+    p.add_argument("--min-duration", type=float, default=DEFAULT_MIN_DURATION_S, help="validity: seconds")
+    p.add_argument("--min-queries", type=int, default=DEFAULT_MIN_QUERIES, help="validity: requests")
+    p.add_argument(
+        "--no-early-stopping", action="store_true", help="validity without LoadGen's early stopping"
+    )
+    p.add_argument("--warmup-s", type=float, default=0.0, help="seconds of unmeasured load first")
+    p.add_argument("--connections", type=int, default=DEFAULT_CONNECTIONS, help="most requests in flight")
+    p.add_argument("--cpu", help="pin the generator to these cores (e.g. 0, or 0-1)")
+    p.add_argument("--ceiling", action="store_true", help="measure the generator's ceiling against a no-op")
+    p.add_argument("--server-cpu", help="with --ceiling: pin the no-op endpoint to these cores (e.g. 1)")
+    p.add_argument("--out", help="write the report as JSON here")
+    p.set_defaults(fn=cmd_load)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m accelbench.serving.loadgen load ...``: the subcommand alone, until the CLI wires it."""
+    import argparse
+    import sys
+
+    from ..exceptions import AccelbenchError
+
+    parser = argparse.ArgumentParser(prog="accelbench")
+    add_subcommand(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except AccelbenchError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.fix:
+            print(f"fix: {e.fix}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
