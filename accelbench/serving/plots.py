@@ -1,0 +1,105 @@
+"""Figures of serving: service curves, predicted latency against load, cost per million against quality, and
+predicted against measured p99. One panel per figure, drawn with the analysis package's page conventions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..analysis.style import batch_size_axis, legend_beside, new_figure, readable
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@readable
+def service_curves_plot(curves: pd.DataFrame) -> Figure:
+    """Median service time of one batch against batch size (with its interval), per variant, threads and
+    co-located replicas: where batching pays off and how much replicas slow each other down."""
+    fig, (ax,) = new_figure()
+    handles = []
+    for (variant, t, k), g in curves.groupby(["variant", "threads", "colocated"], sort=True):
+        g = g.sort_values("batch_size")
+        y = g["service_ms_p50"].to_numpy(float)
+        err = None
+        if {"service_ms_p50_ci_low", "service_ms_p50_ci_high"} <= set(g.columns):
+            err = [
+                y - g["service_ms_p50_ci_low"].to_numpy(float),
+                g["service_ms_p50_ci_high"].to_numpy(float) - y,
+            ]
+        line = ax.errorbar(g["batch_size"], y, yerr=err, marker="o", capsize=3, ls="-" if k == 1 else "--",
+                           label=f"{variant}, {t} thread{'s' * (t > 1)}, {k} co-located")  # fmt: skip
+        handles.append(line)
+    batch_size_axis(ax, curves["batch_size"])
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("service time of one batch (ms, median)")
+    ax.set_title("Service curves: time per batch (dashed: replicas sharing the cores)")
+    ax.grid(alpha=0.3)
+    legend_beside(ax, handles)
+    return fig
+
+
+@readable
+def latency_vs_load_plot(curve: pd.DataFrame, p99_ms: float | None = None, by: str = "policy") -> Figure:
+    """Predicted p99 against offered rate, one line per ``by`` value (e.g. a batching policy): the hockey
+    stick, and the bound it must stay under."""
+    fig, (ax,) = new_figure()
+    for name, g in curve.groupby(by, sort=False):
+        g = g.sort_values("offered_rate")
+        ax.plot(g["offered_rate"], g["latency_ms_p99"], marker="o", label=str(name))
+    if p99_ms is not None:
+        ax.axhline(p99_ms, ls="--", color="grey", lw=1, label=f"p99 bound {p99_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load (requests/s)")
+    ax.set_ylabel("predicted p99 latency (ms)")
+    ax.set_title("Predicted p99 latency against load")
+    ax.grid(alpha=0.3)
+    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    return fig
+
+
+@readable
+def cost_quality_plot(frontier: pd.DataFrame) -> Figure:
+    """Cost per million inferences against quality (``cost_quality_frontier``'s table), frontier joined."""
+    fig, (ax,) = new_figure()
+    metric = str(frontier["metric_name"].dropna().iloc[0]) if frontier.get("metric_name") is not None and \
+        frontier["metric_name"].notna().any() else "quality"  # fmt: skip
+    on = frontier[frontier["on_frontier"]].sort_values("cost_per_million")
+    off = frontier[~frontier["on_frontier"]]
+    ax.scatter(off["cost_per_million"], off["metric"], color="grey", label="dominated")
+    ax.scatter(on["cost_per_million"], on["metric"], color="C0", zorder=3, label="on the frontier")
+    ax.step(on["cost_per_million"], on["metric"], where="post", color="C0", lw=1)
+    for r in frontier.itertuples():
+        ax.annotate(str(r.variant), (r.cost_per_million, r.metric), textcoords="offset points", xytext=(5, 4),
+                    fontsize=9)  # fmt: skip
+    currency = str(frontier["currency"].iloc[0]) if "currency" in frontier.columns and len(frontier) else ""
+    ax.set_xlabel(f"cost per million inferences ({currency}, at the planned traffic)".replace(" (, ", " ("))
+    ax.set_ylabel(metric)
+    ax.set_title("Cost against quality: the cheapest deployment of each variant meeting the p99 bound")
+    ax.grid(alpha=0.3)
+    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    return fig
+
+
+@readable
+def predicted_vs_measured_plot(validation: pd.DataFrame, p99_ms: float | None = None) -> Figure:
+    """Predicted and measured p99 at each load level, per variant (rows of ``plan_validate``'s table)."""
+    fig, (ax,) = new_figure()
+    for i, (variant, g) in enumerate(validation.groupby("variant", sort=True)):
+        g = g.sort_values("rate")
+        ax.plot(
+            g["rate"], g["predicted_p99_ms"], marker="o", ls="--", color=f"C{i}", label=f"{variant} predicted"
+        )
+        ax.plot(
+            g["rate"], g["measured_p99_ms"], marker="s", ls="-", color=f"C{i}", label=f"{variant} measured"
+        )
+    if p99_ms is not None:
+        ax.axhline(p99_ms, ls=":", color="grey", lw=1, label=f"p99 bound {p99_ms:g} ms")
+    ax.set_xlabel("offered load (requests/s)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.set_title("Planner check: predicted against measured p99")
+    ax.grid(alpha=0.3)
+    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    return fig
