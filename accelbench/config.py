@@ -43,6 +43,72 @@ from .tasks import get_task, load_task, register_task_from_dict
 logger = logging.getLogger(__name__)
 
 DEFAULT_FRACTION = 0.99
+SERVING_DEFAULTS: dict[str, Any] = {
+    "methods": ["fp32"], "batch_sizes": [1, 2, 4, 8, 16], "threads": [1], "colocated": [1, 2], "budget_s": 1.0,
+    "prices": None,
+}  # fmt: skip
+SERVING_REQUIRED = ("task", "model", "traffic", "p99_ms")
+
+
+@dataclass
+class ServingConfig:
+    """The sweep's ``serving:`` block: which variants notebook 05 measures service curves of and plans for.
+
+    ``traffic`` in requests per second, ``p99_ms`` the latency bound, ``prices`` a machine-type file (None:
+    configs/prices.yaml, illustrative figures); paths are relative to the config file."""
+
+    task: str
+    model: str
+    traffic: float
+    p99_ms: float
+    methods: list[str] = field(default_factory=lambda: list(SERVING_DEFAULTS["methods"]))
+    batch_sizes: list[int] = field(default_factory=lambda: list(SERVING_DEFAULTS["batch_sizes"]))
+    threads: list[int] = field(default_factory=lambda: list(SERVING_DEFAULTS["threads"]))
+    colocated: list[int] = field(default_factory=lambda: list(SERVING_DEFAULTS["colocated"]))
+    budget_s: float = SERVING_DEFAULTS["budget_s"]
+    prices: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, base: Path) -> ServingConfig:
+        if not isinstance(d, dict):
+            raise ConfigError("`serving:` is not a mapping", "write e.g. `serving: {task: sst2, model: minilm-sst2, "
+                              "traffic: 50, p99_ms: 100}`")  # fmt: skip
+        known = set(SERVING_REQUIRED) | set(SERVING_DEFAULTS)
+        unknown, missing = set(d) - known, [k for k in SERVING_REQUIRED if k not in d]
+        if unknown or missing:
+            what = f"unknown field(s) {', '.join(sorted(unknown))}" if unknown else f"no {', '.join(missing)}"
+            raise ConfigError(f"serving: {what}", f"use {', '.join(SERVING_REQUIRED)} (required) and "
+                              f"{', '.join(SERVING_DEFAULTS)}")  # fmt: skip
+        d = dict(d)
+        if d.get("prices"):
+            d["prices"] = str(Path(d["prices"]) if Path(d["prices"]).is_absolute() else base / d["prices"])
+        return cls(**d)
+
+    def __post_init__(self) -> None:
+        for name in ("traffic", "p99_ms", "budget_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"serving: {name} must be a positive number, got {value!r}",
+                                  f"set e.g. `{name}: {SERVING_EXAMPLE[name]}`")  # fmt: skip
+        for name in ("batch_sizes", "threads", "colocated"):
+            values = getattr(self, name)
+            if (
+                not isinstance(values, list)
+                or not values
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)
+            ):
+                raise ConfigError(f"serving: {name} must be a list of positive integers, got {values!r}",
+                                  f"set e.g. `{name}: {SERVING_EXAMPLE[name]}`")  # fmt: skip
+        if 1 not in self.batch_sizes:
+            raise ConfigError("serving: batch_sizes must include 1 (the planner's unbatched point)",
+                              "add 1 to `batch_sizes:`")  # fmt: skip
+        if self.prices and not Path(self.prices).is_file():
+            raise ConfigError(f"serving: no price file at {self.prices}", "point `prices:` at a YAML file "
+                              "like configs/prices.yaml, or leave it out")  # fmt: skip
+
+
+SERVING_EXAMPLE = {"traffic": 50, "p99_ms": 100, "budget_s": 1.0, "batch_sizes": [1, 2, 4, 8],
+                   "threads": [1], "colocated": [1, 2]}  # fmt: skip
 RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -84,6 +150,7 @@ class SweepConfig:
     on_unavailable: str = "skip"
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    serving: ServingConfig | None = None  # notebook 05: service curves and a capacity and cost plan
     source: Path | None = None
 
     def __post_init__(self) -> None:
@@ -141,6 +208,8 @@ class SweepConfig:
             )
         bench = BenchmarkSettings.from_dict(d.pop("benchmark", None))
         base = source.parent if source else Path.cwd()
+        if d.get("serving") is not None:
+            d["serving"] = ServingConfig.from_dict(d["serving"], base)
         results = Path(d.pop("results_dir", None) or results_dir())
         results = (
             results if results.is_absolute() else (base.parent if base.name == "configs" else base) / results
@@ -185,6 +254,13 @@ class SweepConfig:
                     )
                 for label, reason in check_methods(methods, family, self.on_unavailable).items():
                     skipped[f"{e.task}: {spec.name}:{label}"] = reason
+        if self.serving is not None:
+            s = self.serving
+            task, spec = get_task(s.task), resolve_model(s.model)
+            if model_family(spec) != task.family:
+                raise ConfigError(f"serving: model {spec.name!r} cannot serve task {task.name!r} ({task.kind})",
+                                  f"pick a {task.family}-family model")  # fmt: skip
+            check_methods([get_method(m) for m in s.methods], model_family(spec), self.on_unavailable)
         return skipped
 
 

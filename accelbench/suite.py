@@ -40,6 +40,7 @@ BASELINE_NB = "01_baseline.ipynb"
 QUANTIZATION_NB = "02_quantization.ipynb"
 DISTILLATION_NB = "03_distillation.ipynb"
 PARETO_NB = "04_pareto.ipynb"
+SCALING_NB = "05_scaling.ipynb"
 KERNEL = "python3"
 RECORD_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # records' ``timestamp``
 
@@ -122,6 +123,15 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
     runs.append(NotebookRun(PARETO_NB, out_dir / "04_pareto.ipynb",
                             {"run_dir": str(config.run_dir), "fraction": config.fraction,
                              "progress": False}))  # fmt: skip
+    if config.serving is not None:
+        s = config.serving
+        runs.append(NotebookRun(SCALING_NB, out_dir / "05_scaling.ipynb", {
+            "run_dir": str(config.run_dir), "task": s.task, "model": s.model, "methods": list(s.methods),
+            "traffic": float(s.traffic), "p99_ms": float(s.p99_ms), "batch_sizes": list(s.batch_sizes),
+            "threads": list(s.threads), "colocated": list(s.colocated), "budget_s": float(s.budget_s),
+            "prices": s.prices, "fraction": config.fraction, "progress": False,
+            "config": str(config.source) if (config.tasks or config.models) and config.source else None,
+        }))  # fmt: skip
     return runs
 
 
@@ -188,6 +198,8 @@ def models_to_train(config: SweepConfig) -> list[str]:
     for e in config.experiments:
         for m in e.models:
             add(m)
+    if config.serving is not None:
+        add(config.serving.model)
     return out
 
 

@@ -22,11 +22,16 @@ def test_every_config_parses(path):
     config = load_config(path)
     assert config.experiments and config.run_dir.name == config.run
     names = [r.notebook for r in plan(config)]
-    assert names[-1] == "04_pareto.ipynb" and "01_baseline.ipynb" in names
+    assert (
+        names[-1] == ("05_scaling.ipynb" if config.serving else "04_pareto.ipynb")
+        and "01_baseline.ipynb" in names
+    )
+    assert "04_pareto.ipynb" in names
 
 
 @pytest.mark.parametrize(
-    "name", ["default.yaml", "quick.yaml", "distill.yaml", "runtimes.yaml", "calibration.yaml"]
+    "name",
+    ["default.yaml", "quick.yaml", "distill.yaml", "runtimes.yaml", "calibration.yaml", "serving.yaml"],
 )
 def test_offline_configs_validate(name):
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)
@@ -232,3 +237,37 @@ def _restore_registries():
     for r, entries in saved.items():
         r._entries.clear()
         r._entries.update(entries)
+
+
+@pytest.mark.parametrize(
+    "serving, match",
+    [
+        ("[1, 2]", "not a mapping"),
+        ("{task: sst2, model: minilm-sst2, traffic: 50}", "no p99_ms"),
+        ("{task: sst2, model: minilm-sst2, traffic: 0, p99_ms: 100}", "traffic must be a positive number"),
+        ("{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, batch_sizes: [2, 4]}", "must include 1"),
+        ("{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, colocated: [0]}", "positive integers"),
+        ("{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, prices: nowhere.yaml}", "no price file"),
+        ("{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, replicas: 3}", "unknown field"),
+    ],
+)
+def test_serving_block_errors_name_the_fix(tmp_path, serving, match):
+    from accelbench.config import load_config
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"run: s\nexperiments: [{{task: sst2, models: [minilm-sst2]}}]\nserving: {serving}\n")
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config(cfg)
+    assert e.value.fix
+
+
+def test_serving_block_adds_the_scaling_notebook(tmp_path):
+    from accelbench.config import load_config
+    from accelbench.suite import plan
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("run: s\nexperiments: [{task: sst2, models: [minilm-sst2]}]\n"
+                   "serving: {task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100}\n")  # fmt: skip
+    runs = plan(load_config(cfg))
+    assert runs[-1].notebook == "05_scaling.ipynb" and runs[-1].parameters["traffic"] == 5.0
+    assert runs[-1].parameters["progress"] is False and runs[-2].notebook == "04_pareto.ipynb"

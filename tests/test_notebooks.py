@@ -54,6 +54,20 @@ def test_notebooks_end_to_end(tiny_bert, tiny_t5, tmp_path):
     assert check_offline(html.read_text()) == []
 
 
+@pytest.mark.slow
+def test_scaling_notebook_measures_curves_and_plans(tiny_bert, tmp_path):
+    run_dir = tmp_path / "run"
+    nb = _execute("05_scaling.ipynb", tmp_path / "05.ipynb", run_dir=str(run_dir), task="sst2", model=str(tiny_bert),
+                  methods=["fp32"], traffic=20.0, p99_ms=500.0, batch_sizes=[1, 2], threads=[1], colocated=[1],
+                  budget_s=0.2, progress=False)  # fmt: skip
+    serving = run_dir / "serving"
+    assert (serving / "service_curves.jsonl").exists() and (serving / "plan.md").exists()
+    assert {p.suffix for p in (serving / "autoscaling").iterdir()} >= {".json", ".yaml"}
+    outputs = json.dumps([o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])])
+    assert "image/png" in outputs and "cost only" in outputs  # a curve plot; no quality records in this run
+    assert "req/s" in outputs or "requests" in outputs  # the sentence to act on
+
+
 def test_every_parameter_line_parses_for_papermill():
     """papermill reads the parameters cell to document and type the inputs; a line it cannot parse is dropped."""
     from papermill.translators import PythonTranslator
