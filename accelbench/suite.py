@@ -377,8 +377,25 @@ def time_breakdown(result: SuiteResult) -> list[tuple[str, float]]:
     return parts + [("other (validation, summary)", max(rest, 0.0))]
 
 
+def _scaling_lines(run_dir: Path) -> list[str]:
+    """summary.md's Scaling section: notebook 05's plan (its sentence first), when the run made one."""
+    plan_md = run_dir / "serving" / "plan.md"
+    if not plan_md.exists():
+        return []
+    body = plan_md.read_text(encoding="utf-8").split("\n", 1)[1:]  # without its own title
+    return ["", "## Scaling", "", "From notebook 05 ([serving/plan.md](serving/plan.md)); autoscaling settings in "
+            "[serving/autoscaling/](serving/autoscaling/).", *(body[0].strip().splitlines() if body else [])]  # fmt: skip
+
+
 def _append_suite_section(result: SuiteResult) -> None:
-    lines = ["", "## Notebooks", "", "| notebook | status | seconds | HTML |", "|---|---|---|---|"]
+    lines = [
+        *_scaling_lines(result.run_dir),
+        "",
+        "## Notebooks",
+        "",
+        "| notebook | status | seconds | HTML |",
+        "|---|---|---|---|",
+    ]
     for r in result.runs:
         status = "ok" if r.ok else "FAILED (see Failures)"
         html = r.html.relative_to(result.run_dir) if r.html else ""

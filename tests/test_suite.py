@@ -200,12 +200,23 @@ def test_failures_are_told_once_with_cause_fix_and_exit_code(tiny_bert, tmp_path
     summary = (run_dir / "summary.md").read_text()
     section = summary.split("## Failures")[1].split("\n## ")[0]
     assert "None: every configuration ran." not in summary
-    assert (
-        "mismatched" in section and "check that the checkpoint" in section and "bad-student" in section
-    )
+    assert "mismatched" in section and "check that the checkpoint" in section and "bad-student" in section
     assert "01_baseline__sst2__bad-model.html" in section  # the notebook with the traceback, linked
     assert "FAILED (see Failures)" in summary and "mismatched" not in summary.split("## Failures")[0]
     df = read_records(run_dir)
     assert set(df["model"]) == {"tiny-bert0"} and (df["status"] == "ok").all()  # the good model was measured
     assert (run_dir / "index.html").is_file() and "FAILED" in (run_dir / "index.html").read_text()
     assert_report_resolves(run_dir)
+
+
+def test_summary_scaling_section_comes_from_the_plan(tmp_path):
+    from accelbench.suite import _scaling_lines
+
+    assert _scaling_lines(tmp_path) == []  # no serving block, no section
+    (tmp_path / "serving").mkdir()
+    (tmp_path / "serving" / "plan.md").write_text(
+        "# Deployment plan for 50 req/s\n\n**Recommendation:** m:fp32, 1 replica\n"
+    )
+    lines = _scaling_lines(tmp_path)
+    assert "## Scaling" in lines and "**Recommendation:** m:fp32, 1 replica" in lines
+    assert not any(line.startswith("# Deployment plan") for line in lines)
