@@ -32,7 +32,7 @@ from .methods import get_method, list_methods
 from .models import MODELS, resolve_model
 from .notebook import quiet_library_warnings
 from .report import build_report
-from .serving import batch_infer, curves, loadgen, plan_report, server
+from .serving import batch_infer, curves, load_command, plan_report, server
 from .suite import Failure, run_suite, time_breakdown
 from .tasks import TASKS
 from .training import ensure_trained
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(fn=cmd_report)
 
     # serving and scaling (issue 11): each module adds its own subcommand
-    for module in (server, loadgen, curves, plan_report, batch_infer):
+    for module in (server, load_command, curves, plan_report, batch_infer):
         module.add_subcommand(sub)
     return p
 

@@ -19,14 +19,8 @@ import time
 from pathlib import Path
 
 from accelbench.environment import collect_environment
-from accelbench.serving.loadgen import (
-    CEILING_DURATION_S,
-    CEILING_LAG_FACTOR,
-    CEILING_LAG_MS,
-    CEILING_RATES,
-    measure_ceiling,
-    parse_cores,
-)
+from accelbench.serving.load_command import measure_ceiling, parse_cores
+from accelbench.serving.loadgen import CEILING_DURATION_S, CEILING_LAG_FACTOR, CEILING_LAG_MS, CEILING_RATES
 from accelbench.serving.noop import pin
 
 

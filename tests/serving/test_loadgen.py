@@ -10,20 +10,22 @@ import numpy as np
 import pytest
 
 from accelbench.exceptions import ConfigError
+from accelbench.serving.load_command import (
+    add_subcommand,
+    find_peak,
+    measure_ceiling,
+    parse_cores,
+    server_health,
+)
 from accelbench.serving.loadgen import (
     CONNECTION_ERROR,
     OUTCOMES,
     TIMEOUT,
     LoadConfig,
     _outcome,
-    add_subcommand,
     bodies_for,
-    find_peak,
     format_report,
-    measure_ceiling,
-    parse_cores,
     run_load,
-    server_health,
 )
 from accelbench.serving.noop import NoopServer, pin
 
@@ -245,9 +247,9 @@ def test_warmup_is_sent_but_not_counted(noop):
 
 
 def test_cli_reports_the_ceiling_and_warns_near_it(noop, monkeypatch, tmp_path, capsys):
-    from accelbench.serving import loadgen
+    from accelbench.serving import load_command
 
-    monkeypatch.setattr(loadgen, "measure_ceiling", lambda **kw: {"ceiling_rate": 100.0, "lag_ms": 5.0})
+    monkeypatch.setattr(load_command, "measure_ceiling", lambda **kw: {"ceiling_rate": 100.0, "lag_ms": 5.0})
     out = tmp_path / "r.json"
     argv = [
         "--url",
