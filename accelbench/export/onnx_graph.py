@@ -137,11 +137,23 @@ def quantized_ops(path: str | os.PathLike) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def calibration_reader(tokenizer, texts: list[str], input_names: list[str], prefix: str = "",
+def split_pairs(items: list) -> tuple[list[str], list[str] | None]:
+    """Texts and, for ``(text, text_pair)`` items (a pair task), the second sentences; else None.
+
+    The tokenizer call then is ``tokenizer(texts, pairs, truncation=True if pairs is None else
+    "longest_first")``: a single-text task's call is the same as before pairs existed.
+    """
+    if items and not isinstance(items[0], str):
+        return [t[0] for t in items], [t[1] for t in items]
+    return list(items), None
+
+
+def calibration_reader(tokenizer, texts: list, input_names: list[str], prefix: str = "",
                        batch_size: int = CALIBRATION_BATCH_SIZE, max_length: int = DEFAULT_MAX_LENGTH):  # fmt: skip
     """An ``onnxruntime.quantization.CalibrationDataReader`` over ``texts``, padded per batch, int64 feeds.
 
-    Feeds carry exactly ``input_names`` (the graph's inputs); ``rewind()`` starts over; ``set_range``
+    ``texts`` may be ``(text, text_pair)`` items (a pair task): encoded as every predictor encodes them, with
+    token type ids. Feeds carry exactly ``input_names`` (the graph's inputs); ``rewind()`` starts over; ``set_range``
     restricts it to some batches (strided calibration).
     """
     from onnxruntime.quantization import CalibrationDataReader
@@ -150,10 +162,12 @@ def calibration_reader(tokenizer, texts: list[str], input_names: list[str], pref
         def __init__(self):
             self.batches = []
             for i in range(0, len(texts), batch_size):
-                chunk = [prefix + t for t in texts[i : i + batch_size]]
+                chunk, pairs = split_pairs(texts[i : i + batch_size])
                 enc = tokenizer(
-                    chunk, padding="longest", truncation=True, max_length=max_length, return_tensors="np"
-                )
+                    [prefix + t for t in chunk], pairs, padding="longest",
+                    truncation=True if pairs is None else "longest_first", max_length=max_length,
+                    return_tensors="np",
+                )  # fmt: skip
                 feed = {}
                 for n in input_names:
                     if n in enc:

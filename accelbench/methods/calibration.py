@@ -1,4 +1,7 @@
-"""Calibration texts for static quantization (ORT QDQ, PT2E): a seeded draw from a task's training split."""
+"""Calibration texts for static quantization (ORT QDQ, PT2E): a seeded draw from a task's training split.
+
+A pair task gives ``(text, text_pair)`` items (``tasks.task_inputs``), so that calibration sees what is evaluated.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import random
 from typing import Any
 
 from ..exceptions import ConfigError, DataError
-from ..tasks import get_task, load_task
+from ..tasks import get_task, load_task, task_inputs
 from .base import check_positive_int
 
 CALIBRATION_SEED = 0
@@ -32,15 +35,15 @@ def calibration_task(loaded, task: str | None) -> str:
     return loaded.spec.task or recipe.get("task") or DEFAULT_TASK
 
 
-def calibration_texts(task: str, samples: int, seed: int = CALIBRATION_SEED) -> list[str]:
-    """``samples`` texts drawn (seeded) from the task's training split: never from what is evaluated."""
+def calibration_texts(task: str, samples: int, seed: int = CALIBRATION_SEED) -> list[str | tuple[str, str]]:
+    """``samples`` inputs drawn (seeded) from the task's training split: never from what is evaluated."""
     t = get_task(task)
     if t.kind != "classification":
         raise ConfigError(
             f"static int8 calibrates on a classification task; {task!r} is {t.kind}",
             "pass task= a classification task (e.g. sst2)",
         )
-    texts = list(load_task(task)[t.train_split]["text"])
+    texts = task_inputs(t, load_task(task)[t.train_split])  # texts, or (text, text_pair) items
     if not texts:
         raise DataError(
             f"task {task!r} has no training texts to calibrate on", "check the task's train split"

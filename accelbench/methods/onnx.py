@@ -38,6 +38,7 @@ from ..export.onnx_graph import (
     preprocess_for_quantization,
     quant_extra_options,
     quantized_ops,
+    split_pairs,
 )
 from ..export.onnx_t5 import DECODER_FILE, ENCODER_FILE, export_t5
 from ..runtimes.onnxruntime import OrtPredictor, OrtSeq2SeqPredictor
@@ -159,8 +160,11 @@ class _OrtMethod(Method):
         """``fusion_report`` on two batches of 32 task texts: is the fused graph faster than the export?"""
         try:
             texts = calibration_texts(calibration_task(loaded, None), FUSION_CHECK_TEXTS)
+            texts, pairs = split_pairs(texts)
             texts = [loaded.spec.prefix + t for t in texts]
-            batches = [dict(loaded.tokenizer(texts[i : i + 32], padding=True, return_tensors="np"))
+            batches = [dict(loaded.tokenizer(texts[i : i + 32], None if pairs is None else pairs[i : i + 32],
+                                             padding=True, return_tensors="np",
+                                             truncation=False if pairs is None else "longest_first"))
                        for i in range(0, len(texts), 32)]  # fmt: skip
             report = fusion_report(paths["exported"], paths["optimized"], batches, runs=FUSION_CHECK_RUNS,
                                    intra_op_num_threads=self.opts.intra_op_num_threads)  # fmt: skip

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..export.classifier import CHECK_BATCHES, max_positions, torch_export_classifier, torch_logits
+from ..export.onnx_graph import split_pairs
 from ..runtimes.torch import CompiledPredictor
 from .base import Method, Variant, register_method
 from .calibration import DEFAULT_SAMPLES, calibration_task, calibration_texts, check_calibration_options
@@ -157,9 +158,13 @@ class Pt2eInt8(Method):
             prepared = prepare_pt2e(exported, quantizer)
             task = calibration_task(loaded, self.opts.task)
             texts = calibration_texts(task, self.opts.samples)
+            firsts, pairs = split_pairs(texts)  # a pair task: both sentences, with token type ids
             with torch.no_grad():
-                for t in texts:  # one text per forward: no padding tokens in the activation ranges
-                    e = tok([prefix + t], truncation=True, max_length=max_len, return_tensors="pt")
+                for i, t in enumerate(
+                    firsts
+                ):  # one text per forward: no padding tokens in the activation ranges
+                    e = tok([prefix + t], None if pairs is None else [pairs[i]], max_length=max_len,
+                            truncation=True if pairs is None else "longest_first", return_tensors="pt")  # fmt: skip
                     prepared(*(e[n] for n in names))
             converted = convert_pt2e(prepared)
         quantize_s = time.perf_counter() - t0

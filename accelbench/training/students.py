@@ -26,7 +26,7 @@ from ..recipes import (
     resolve_layers,
     student_config,
 )
-from ..tasks import get_task, load_task
+from ..tasks import get_task, load_task, task_inputs
 from .loop import length_batches, pad, save_checkpoint, train_loop
 from .losses import attention_loss, hidden_loss, kd_loss
 from .teacher import cache_file, pseudo_labels, teacher_logits
@@ -126,6 +126,23 @@ def _train_split(r, teacher, kind: str, default_task: str):
     return task, random.Random(r.seed), train
 
 
+class _PairTeacher:
+    """The teacher as ``teacher_logits`` calls it (ids and mask), with each row's own token type ids added.
+
+    ``teacher_logits`` batches rows by length and passes no token types; a row is found again by its ids.
+    """
+
+    def __init__(self, model, ids: list[list[int]], types: list[list[int]]):
+        self.model, self.config = model, model.config
+        self.types = {tuple(i): t for i, t in zip(ids, types, strict=True)}
+
+    def __call__(self, input_ids, attention_mask):
+        rows = [
+            self.types[tuple(x[m.bool()].tolist())] for x, m in zip(input_ids, attention_mask, strict=True)
+        ]
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=pad(rows, 0))
+
+
 def train_classifier_student(
     r: DistillClassifierRecipe, out_dir: Path, progress: bool = True
 ) -> dict[str, Any]:
@@ -138,12 +155,20 @@ def train_classifier_student(
     student = build_classifier_student(teacher.model, r)
     if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
         student.set_attn_implementation("eager")
-    ids = tok(list(train["text"]), truncation=True, max_length=r.max_length)["input_ids"]
+    items = task_inputs(task, train)  # texts, or (text, text_pair) for a pair task: as training/classifier.py
+    pairs = [p for _, p in items] if items and isinstance(items[0], tuple) else None
+    texts = [t[0] for t in items] if pairs is not None else items
+    enc = tok(texts, pairs, truncation=True if pairs is None else "longest_first", max_length=r.max_length)
+    ids = enc["input_ids"]
+    types = enc.get("token_type_ids") if pairs is not None else None  # segment B is type 1
     labels = torch.tensor(list(train["label"]))
     pad_id = tok.pad_token_id or 0
-    cached = teacher_logits(teacher.model, ids, pad_id, cache_file(
-        "teacher-logits", teacher.spec, {"task": task.name, "seed": r.seed, "n": len(ids), "max_length": r.max_length},
-        ".pt"), progress=progress) if r.losses.get("kd") else None  # fmt: skip
+    key = {"task": task.name, "seed": r.seed, "n": len(ids), "max_length": r.max_length}
+    if types is not None:
+        key["pairs"] = True  # never the first-sentence-only logits cached before pairs were read
+    cached = teacher_logits(_PairTeacher(teacher.model, ids, types) if types is not None else teacher.model, ids,
+                            pad_id, cache_file("teacher-logits", teacher.spec, key, ".pt"),
+                            progress=progress) if r.losses.get("kd") else None  # fmt: skip
     lmap = layer_map(r, teacher.model.config)
     projection = None
     if r.losses.get("hidden") and student.config.hidden_size != teacher.model.config.hidden_size:
@@ -152,8 +177,11 @@ def train_classifier_student(
     def batches():
         for b in length_batches(len(ids), r.batch_size, [len(x) for x in ids], rng):
             x = pad([ids[i] for i in b], pad_id)
-            yield {"input_ids": x, "attention_mask": (x != pad_id).long(), "labels": labels[b],
-                   "idx": torch.tensor(b)}  # fmt: skip
+            batch = {"input_ids": x, "attention_mask": (x != pad_id).long(), "labels": labels[b],
+                     "idx": torch.tensor(b)}  # fmt: skip
+            if types is not None:
+                batch["token_type_ids"] = pad([types[i] for i in b], 0)
+            yield batch
 
     def loss_fn(model, batch):
         idx = batch.pop("idx")
