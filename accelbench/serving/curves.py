@@ -18,9 +18,11 @@ import multiprocessing as mp
 import os
 import queue as _queue
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,7 @@ POOL_SIZE = 256  # texts the batches are drawn from
 MAX_SAMPLES = 200  # stored per point: more are thinned to evenly spaced order statistics
 START_TIMEOUT_S = 600.0  # a replica process must have built its variant by then
 SAMPLE_DECIMALS = 3
+LOG_TAIL_CHARS = 800  # of a failed replica's log, in its error
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,14 @@ def _rss_mb() -> float:
 
 
 def _replica(index: int, spec: VariantSpec, pool: list, sizes: list, s: CurveSettings, barrier, out) -> None:
-    """One co-located replica process: build, wait for the others, time, report."""
+    """One co-located replica process: build, wait for the others, time, report.
+
+    Its stderr (library warnings, weight-loading bars) goes to a log file, whose tail an error carries: the
+    parent's output, an executed notebook's included, keeps only the curves."""
+    log = tempfile.NamedTemporaryFile(
+        "w+", prefix=f"accelbench-replica-{index}-", suffix=".log", delete=False
+    )
+    os.dup2(log.fileno(), 2)
     try:
         served = build_variant(spec)
         for b in sizes:
@@ -113,11 +123,14 @@ def _replica(index: int, spec: VariantSpec, pool: list, sizes: list, s: CurveSet
         barrier.wait(timeout=START_TIMEOUT_S)
         events = time_batches(served, pool, sizes, s)
         out.put(("ok", index, events, _rss_mb(), served.method_label))
+        os.unlink(log.name)  # kept only when the replica failed
     except Exception as e:  # noqa: BLE001 - the parent reports it and stops the others
         try:
             barrier.abort()
         finally:
-            out.put(("error", index, f"{type(e).__name__}: {e}", None, None))
+            log.flush()
+            tail = " ".join(Path(log.name).read_text(errors="replace")[-LOG_TAIL_CHARS:].split())
+            out.put(("error", index, f"{type(e).__name__}: {e} (log {log.name}: ...{tail})", None, None))
 
 
 def _colocated_events(spec: VariantSpec, pool: list, sizes: list, s: CurveSettings, replicas: int):
