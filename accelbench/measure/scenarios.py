@@ -234,7 +234,8 @@ def run_interleaved(
             logger.info("%s %s bs=%d %s: %.1f samples/s [%.1f, %.1f], p90 %.1f ms", lb, row["scenario"],
                         row["batch_size"], row["padding"], row["throughput"], row["throughput_ci_low"],
                         row["throughput_ci_high"], row["latency_ms_p90"])  # fmt: skip
-            if row.get("busy"):  # info: the record carries the flag, and every table and summary warns of it once
+            # info, not warning: the record carries the flag, and every table and summary warns of it once
+            if row.get("busy"):
                 logger.info("%s %s bs=%d %s: measured on a busy machine: other processes took %.0f%% of the CPU",
                             lb, row["scenario"], row["batch_size"], row["padding"],
                             100 * row["busy_other_cpu_share"])  # fmt: skip
