@@ -69,7 +69,7 @@ def _free_port() -> int:
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     """``accelbench serve`` for the configuration, on a free loopback port; returns once /health says ok."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "accelbench.serving.server", "serve", "--task", args.task, "--model", args.model,
+    cmd = [sys.executable, "-m", "accelbench", "serve", "--task", args.task, "--model", args.model,
            "--method", args.method, "--replicas", str(args.replicas), "--threads", str(args.threads),
            "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms),
            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip

@@ -56,7 +56,7 @@ def in_process(spec: VariantSpec, texts: list[str], warmup: int) -> list[float]:
 
 
 def over_http(args: argparse.Namespace, texts: list[str], in_thread: bool) -> list[float]:
-    cmd = [sys.executable, "-m", "accelbench.serving.server", "serve", "--task", args.task, "--model", args.model,
+    cmd = [sys.executable, "-m", "accelbench", "serve", "--task", args.task, "--model", args.model,
            "--method", args.method, "--threads", str(args.threads), "--replicas", "1", "--port", "0",
            "--max-batch-size", str(args.max_batch_size)] + (["--in-thread"] if in_thread else [])  # fmt: skip
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:

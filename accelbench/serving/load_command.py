@@ -283,27 +283,3 @@ def add_subcommand(sub: Any) -> None:
     p.add_argument("--server-cpu", help="with --ceiling: pin the no-op endpoint to these cores (e.g. 1)")
     p.add_argument("--out", help="write the report as JSON here")
     p.set_defaults(fn=cmd_load)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m accelbench.serving.load_command load ...``: the subcommand alone (``accelbench load`` is the same)."""
-    import argparse
-    import sys
-
-    from ..exceptions import AccelbenchError
-
-    parser = argparse.ArgumentParser(prog="accelbench")
-    add_subcommand(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.fn(args)
-    except AccelbenchError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        if e.fix:
-            print(f"fix: {e.fix}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from ..exceptions import AccelbenchError, ConfigError
+from ..exceptions import ConfigError
 from ..methods import get_method
 from ..tasks import get_task
 from .batching import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS, BatchPolicy, QueueFull
@@ -327,26 +327,3 @@ def add_subcommand(sub: Any) -> None:
         "--ray", action="store_true", help="serve on Ray Serve instead (pip install 'accelbench[ray]')"
     )
     s.set_defaults(fn=cmd_serve)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m accelbench.serving.server serve ...``: the subcommand alone, until the CLI wires it."""
-    parser = argparse.ArgumentParser(prog="accelbench")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    add_subcommand(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        return args.fn(args)
-    except AccelbenchError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        if e.fix:
-            print(f"fix: {e.fix}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -110,10 +110,6 @@ def test_entry_command_starts_the_service_in_the_venv():
     argv[argv.index("--host") + 1] = "127.0.0.1"
     argv[argv.index("--port") + 1] = "0"
     accelbench_cli = [sys.executable, "-m", "accelbench"]
-    from accelbench import cli
-
-    if "serve" not in cli.build_parser().format_help():  # not wired into the CLI yet
-        accelbench_cli = [sys.executable, "-m", "accelbench.serving.server"]
     proc = subprocess.Popen([*accelbench_cli, *argv, "--noop"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=CHECKOUT_DIR)  # fmt: skip
     try:

@@ -64,7 +64,7 @@ def _env(data_root: Path, tmp_path_factory) -> dict[str, str]:
 
 @contextlib.contextmanager
 def serve(args: list[str], env: dict[str, str], log: Path, ready: bool = True):
-    cmd = [sys.executable, "-m", "accelbench.serving.server", "serve", "--port", "0", *args]
+    cmd = [sys.executable, "-m", "accelbench", "serve", "--port", "0", *args]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = ServerProcess(proc, log)
@@ -264,7 +264,7 @@ def test_a_replica_that_cannot_build_ends_the_server_with_exit_2(env, tmp_path):
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
-    from accelbench.serving.server import main
+    from accelbench.cli import main
 
     code = main(["serve", *argv])
     return code, capsys.readouterr().err
