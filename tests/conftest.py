@@ -52,6 +52,22 @@ def data_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def restore_registries():
+    """Tasks and models registered by a test are gone after it (other tests list the known names).
+
+    Opt in per module with ``pytestmark = pytest.mark.usefixtures("restore_registries")``.
+    """
+    from accelbench.models import MODELS
+    from accelbench.tasks import TASKS
+
+    saved = {r: dict(r._entries) for r in (TASKS, MODELS)}
+    yield
+    for r, entries in saved.items():
+        r._entries.clear()
+        r._entries.update(entries)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(data_root, tmp_path_factory, monkeypatch):
     """Every test reads the tiny data and writes checkpoints to a private cache."""

@@ -11,6 +11,8 @@ from accelbench.config import load_config, use_config
 from accelbench.exceptions import ConfigError, MethodNotApplicableError
 from accelbench.suite import plan
 
+pytestmark = pytest.mark.usefixtures("restore_registries")  # tasks/models a test registers go after it
+
 NOT_SWEEPS = {"prices.yaml"}  # the planner's machine types and prices, not a sweep config
 CONFIGS = sorted(
     p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml") if p.name not in NOT_SWEEPS
@@ -224,19 +226,6 @@ def test_bad_input_through_the_cli_exits_2_with_one_error_and_one_fix_and_record
     assert message in lines[0], err
     assert (tmp_path / "results" / "r" / "records.jsonl").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "results" / "r").iterdir()) == ["records.jsonl"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_registries():
-    """Tasks and models registered by a test are gone after it (other tests list the known names)."""
-    from accelbench.models import MODELS
-    from accelbench.tasks import TASKS
-
-    saved = {r: dict(r._entries) for r in (TASKS, MODELS)}
-    yield
-    for r, entries in saved.items():
-        r._entries.clear()
-        r._entries.update(entries)
 
 
 @pytest.mark.parametrize(

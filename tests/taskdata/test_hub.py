@@ -9,18 +9,7 @@ import pytest
 import accelbench.taskdata.hub as hub
 from accelbench import tasks
 
-
-@pytest.fixture(autouse=True)
-def _restore_registries():
-    """Tasks and models registered by a test are gone after it (other tests list the known names)."""
-    from accelbench.models import MODELS
-    from accelbench.tasks import TASKS
-
-    saved = {r: dict(r._entries) for r in (TASKS, MODELS)}
-    yield
-    for r, entries in saved.items():
-        r._entries.clear()
-        r._entries.update(entries)
+pytestmark = pytest.mark.usefixtures("restore_registries")  # tasks/models a test registers go after it
 
 
 def test_a_hub_task_by_id_config_and_split(monkeypatch):

@@ -12,18 +12,7 @@ from accelbench.models import ModelSpec
 from accelbench.tasks import register_task_from_dict
 from accelbench.training import load_model
 
-
-@pytest.fixture(autouse=True)
-def _restore_registries():
-    """Tasks and models registered by a test are gone after it (other tests list the known names)."""
-    from accelbench.models import MODELS
-    from accelbench.tasks import TASKS
-
-    saved = {r: dict(r._entries) for r in (TASKS, MODELS)}
-    yield
-    for r, entries in saved.items():
-        r._entries.clear()
-        r._entries.update(entries)
+pytestmark = pytest.mark.usefixtures("restore_registries")  # tasks/models a test registers go after it
 
 
 NEWS = "".join(f'{1 + i % 4},"Headline {i}, with a comma","Story {i}.\nMore."\n' for i in range(16))

@@ -13,18 +13,7 @@ from accelbench.models import ModelSpec, register_model
 from accelbench.tasks import register_task_from_dict
 from accelbench.training import load_model
 
-
-@pytest.fixture(autouse=True)
-def _restore_registries():
-    """Tasks and models registered by a test are gone after it (other tests list the known names)."""
-    from accelbench.models import MODELS
-    from accelbench.tasks import TASKS
-
-    saved = {r: dict(r._entries) for r in (TASKS, MODELS)}
-    yield
-    for r, entries in saved.items():
-        r._entries.clear()
-        r._entries.update(entries)
+pytestmark = pytest.mark.usefixtures("restore_registries")  # tasks/models a test registers go after it
 
 
 @pytest.fixture(scope="module")
