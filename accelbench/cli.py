@@ -8,6 +8,7 @@ causes and fixes; success exits 0.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -27,15 +28,16 @@ from .crosscheck import (
     run_crosscheck,
 )
 from .environment import collect_environment
-from .exceptions import AccelbenchError
+from .exceptions import AccelbenchError, ConfigError
+from .measure.opprofile import DEFAULT_CALLS, profile_ops
 from .methods import get_method, list_methods
-from .models import MODELS, resolve_model
+from .models import MODELS, apply_task_prefix, resolve_model
 from .notebook import quiet_library_warnings
 from .report import build_report
 from .serving import batch_infer, curves, load_command, plan_report, server
 from .suite import Failure, run_suite, time_breakdown
-from .tasks import TASKS
-from .training import ensure_trained
+from .tasks import TASKS, eval_split, get_task, task_inputs
+from .training import ensure_trained, load_model
 
 logger = logging.getLogger("accelbench")
 
@@ -154,6 +156,39 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """One variant's operator-time shares on a task's evaluation texts, printed (nothing is recorded)."""
+    for name in ("batch_size", "calls", "max_new_tokens"):
+        if getattr(args, name) <= 0:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be positive, got {getattr(args, name)}", f"use e.g. {flag} 1")
+    task = get_task(args.task)
+    texts = task_inputs(task, eval_split(args.task, args.batch_size))
+    loaded = apply_task_prefix(load_model(args.model, train=False, progress=False), task)
+    variant = get_method(args.method).apply(loaded)
+    gen = {"max_new_tokens": args.max_new_tokens} if task.kind == "seq2seq" else {}
+    try:
+        result = profile_ops(variant.predictor, task.kind, texts, batch_size=args.batch_size, calls=args.calls,
+                             **gen)  # fmt: skip
+    finally:
+        variant.predictor.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    if not result["available"]:
+        print(f"no operator profile for {args.model}:{args.method}: {result['reason']}")
+        return 0
+    print(f"{args.model}:{args.method} on {args.task}, batch {args.batch_size}, {result['profiler']}: "
+          f"{result['op_ms_per_batch']:.1f} ms in operators of {result['wall_ms_per_batch']:.1f} ms per call")  # fmt: skip
+    for cls, share in sorted(result["shares"].items(), key=lambda kv: -kv[1]):
+        if share:
+            print(f"  {cls:<11} {100 * share:5.1f}%")
+    print("top operators (self time):")
+    for op in result["top_ops"]:
+        print(f"  {op['op']:<52} {op['class']:<11} {op['ms_per_batch']:8.3f} ms {100 * op['share']:5.1f}%")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accelbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -198,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no per-round log lines")
     c.set_defaults(fn=cmd_crosscheck)
 
+    pr = sub.add_parser("profile", help="where one variant's time goes: operator-time shares per class")
+    pr.add_argument("--task", required=True, help="e.g. sst2 or multi30k")
+    pr.add_argument(
+        "--model", required=True, help="a registered (already trained) model or a checkpoint path"
+    )
+    pr.add_argument("--method", required=True, help="e.g. fp32, dynamic-int8, ort-dynamic-int8, pt2e-int8")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--calls", type=int, default=DEFAULT_CALLS, help="profiled batches, after warm-up")
+    pr.add_argument("--max-new-tokens", type=int, default=64, help="seq2seq: generation limit")
+    pr.add_argument("--json", action="store_true", help="the whole profile as JSON")
+    pr.set_defaults(fn=cmd_profile)
+
     s = sub.add_parser("summary", help="(re)write summary.md of a run")
     s.add_argument("run_dir")
     s.add_argument("--fraction", type=float, default=0.99)
@@ -225,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("httpx", "urllib3", "papermill", "traitlets", "filelock", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # libraries logging info on the root logger (ORT's quantizer)
+        handler.addFilter(lambda r: r.name != "root" or r.levelno >= logging.WARNING)
     try:
         return args.fn(args)
     except AccelbenchError as e:

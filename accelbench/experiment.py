@@ -22,6 +22,7 @@ import pandas as pd
 from .environment import collect_environment
 from .exceptions import AccelbenchError, ConfigError
 from .measure.limits import VariantTimeout, time_limit
+from .measure.opprofile import profile_ops, record_fields
 from .measure.peak import measure_peaks, ops_per_sample, peak_for, percent_of_peak
 from .measure.quality import DEFAULT_METRIC, agreement, paired_delta, predict, resolve_metric, score
 from .measure.scenarios import TIMEOUT, add_speedups, run_interleaved
@@ -45,6 +46,8 @@ from .training import load_model
 from .version import __version__
 
 logger = logging.getLogger(__name__)
+
+OP_PROFILE_BATCH = 32  # the batch whose speed record carries the variant's operator shares
 
 
 def check_methods(methods: list, family: str, unavailable: str = "error") -> dict[str, str]:
@@ -349,6 +352,8 @@ def _measure_speed(built: dict[str, _Built], loaded: LoadedModel, task, texts, s
             _fail(run_dir, b, status, err)
             continue
         rows = result.rows[label]
+        if s.op_profile:
+            b.times["time_speed_s"] += _add_op_profile(rows, b.variant.predictor, task, texts, s)
         b.close()
         try:
             _add_percent_of_peak(rows, loaded, texts, b.quality["dtype"], s, run_dir)
@@ -356,6 +361,24 @@ def _measure_speed(built: dict[str, _Built], loaded: LoadedModel, task, texts, s
             logger.warning("percent of peak for %s not computed: %s", label, e)
         append_records(run_dir, [{**b.rec, **b.quality, **row, **_times(b), "status": OK_STATUS, "error": None}
                                  for row in rows])  # fmt: skip
+
+
+def _add_op_profile(rows: list[dict], predictor, task, texts, s: BenchmarkSettings) -> float:
+    """The variant's operator shares (``measure.opprofile``) on its batch-32 speed record (else its largest
+    batch's), profiled after the speed rounds so that the profiler never slows them; returns its seconds."""
+    batch = [r for r in rows if r.get("scenario") == "batch" and r.get("padding") == s.paddings[0]]
+    if not batch:
+        return 0.0
+    sizes = [r["batch_size"] for r in batch]
+    bs = OP_PROFILE_BATCH if OP_PROFILE_BATCH in sizes else max(sizes)
+    gen = {"max_new_tokens": s.max_new_tokens, "num_beams": s.num_beams} if task.kind == "seq2seq" else {}
+    t0 = time.perf_counter()
+    profile = profile_ops(predictor, task.kind, texts, batch_size=bs, calls=1 if task.kind == "seq2seq" else 3,
+                          padding=s.paddings[0], max_length=s.max_length, **gen)  # fmt: skip
+    for r in batch:
+        if r["batch_size"] == bs:
+            r.update(record_fields(profile))
+    return time.perf_counter() - t0
 
 
 def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: str, s: BenchmarkSettings,

@@ -292,3 +292,64 @@ def test_choose_on_eval_confirm_on_test(tiny_bert, tmp_path, user_tasks):
     assert len(read_records(run_dir / CONFIRMATION_FILE)) == n == len(read_confirmations(run_dir))
     text = write_summary(run_dir, fraction=0.5, figures=False).read_text()
     assert HEADING in text and "**cls-test** (test split `test`)" in text
+
+
+# one torch thread: on 2 cores shared with other processes, two threads made tiny T5 generation 15x slower
+OFFLINE = {**QUICK, "realtime": False, "batch_sizes": [4], "repeats": 2, "threads": 1, "offline": True,
+           "offline_min_batch": 4, "offline_max_batch": 16}  # fmt: skip
+PEAKS = {"fp32": 50.0, "bf16": 100.0, "int8": 200.0}  # a run's peaks.json, so the test does not time matmuls
+
+
+@pytest.mark.slow  # measures a variant end to end
+@pytest.mark.parametrize(
+    ("family", "task", "methods"), [("bert", "sst2", ["fp32", "dynamic-int8"]), ("t5", "multi30k", ["fp32"])]
+)
+def test_offline_point_recorded_with_its_curve_and_percent_of_peak(
+    family, task, methods, tiny_bert, tiny_t5, tmp_path
+):
+    import json
+
+    import torch
+
+    from accelbench.analysis.recommend import recommend_batch_inference
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "peaks.json").write_text(json.dumps(PEAKS))
+    model = str(tiny_bert if family == "bert" else tiny_t5)
+    threads = torch.get_num_threads()
+    try:
+        df = run_experiment(task, model, methods, run_dir, OFFLINE, progress=False)
+    finally:
+        torch.set_num_threads(threads)  # the setting is process-wide: leave the next tests theirs
+    assert (df["status"] == "ok").all()
+    offline = df[df["scenario"] == "offline"].set_index("method")
+    assert sorted(offline.index) == sorted(methods) and (df["setting_offline"] == True).all()  # noqa: E712
+    for method, row in offline.iterrows():
+        curve = json.loads(row["offline_curve"])
+        tried = [c["batch_size"] for c in curve]
+        assert tried[0] == 4 and set(tried) <= {4, 8, 12, 16} and row["batch_size"] in tried
+        assert all(c["throughput"] > 0 and "rss_increase_mb" in c for c in curve)
+        assert (
+            row["repeats"] == 2 and row["throughput_ci_low"] <= row["throughput"] <= row["throughput_ci_high"]
+        )
+        assert row["pct_of_peak"] > 0 and row["offline_memory_bound_mb"] > 0
+        assert row["speedup_paired"] and (method != "fp32" or row["speedup_vs_fp32"] == 1.0)
+    rec = recommend_batch_inference(df, task, fraction=0.5)
+    assert rec.objective == "offline_throughput" and rec.chosen is not None
+    assert rec.batch_size == int(offline.loc[rec.chosen.split(":")[1], "batch_size"])
+
+
+@pytest.mark.slow  # one variant measured end to end, then profiled
+def test_op_profile_lands_on_the_batch_record_only_when_asked(tiny_bert, tmp_path):
+    run_dir = tmp_path / "run"
+    df = run_experiment("sst2", str(tiny_bert), ["fp32"], run_dir, {**FAST, "batch_sizes": [1, 4], "realtime": True,
+                        "op_profile": True}, progress=False)  # fmt: skip
+    batch4 = df[(df["scenario"] == "batch") & (df["batch_size"] == 4)].iloc[0]
+    assert batch4["op_shares_matmul"] > 0 and batch4["op_profiler"] == "torch.profiler"
+    shares = [batch4[c] for c in df.columns if c.startswith("op_shares_")]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-6)
+    others = df[~((df["scenario"] == "batch") & (df["batch_size"] == 4))]
+    assert others["op_shares_matmul"].isna().all()  # only the largest batch carries the profile
+    plain = run_experiment("sst2", str(tiny_bert), ["fp32"], tmp_path / "plain", FAST, progress=False)
+    assert not any(c.startswith("op_shares_") for c in plain.columns)

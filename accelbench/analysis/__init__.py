@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from . import onnx_tables, plots, tables, teacher_tables
+from . import onnx_tables, op_tables, plots, tables, teacher_tables
 from .busy import busy_mask, busy_warning
 from .comparison import Comparison, compare_leaders
 from .confirmation import confirmation_section, confirmation_table, confirmation_targets, read_confirmations
@@ -33,8 +33,10 @@ from .objectives import (
 from .recommend import (
     DEFAULT_FRACTION,
     Recommendation,
+    batch_inference_objective,
     check_fraction,
     recommend,
+    recommend_batch_inference,
     recommend_from_frontier,
     recommendation_or_reason,
 )
@@ -80,6 +82,8 @@ __all__ = [
     "plots",
     "read_run",
     "recommend",
+    "recommend_batch_inference",
+    "batch_inference_objective",
     "recommend_from_frontier",
     "recommendation_or_reason",
     "register_objective",
@@ -87,6 +91,7 @@ __all__ = [
     "tables",
     "teacher_tables",
     "onnx_tables",
+    "op_tables",
     "task_records",
     "time_spent",
     "write_summary",

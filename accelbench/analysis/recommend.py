@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 
@@ -24,9 +26,13 @@ from .formatting import (
     row_interval,
 )
 from .frontier import cost_interval, frontier, frontier_table, objective_rows_or_none
-from .objectives import DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
+from .objectives import BATCH_SCENARIO, DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
+from .selection import task_records
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_FRACTION = 0.99
+OFFLINE_OBJECTIVE = "offline_throughput"
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,9 @@ def paired_speedup(
         return None
     if chosen.get("model") != base.get("model"):  # against a teacher: only the ratio of the two medians
         return None
+    scenarios = chosen.get("scenario"), base.get("scenario")
+    if all(isinstance(x, str) for x in scenarios) and scenarios[0] != scenarios[1]:
+        return None  # the record's speed-up is against fp32 at its own point, not the baseline's cost
     value = row_float(chosen, obj.speedup_columns[0])
     if math.isnan(value):
         return None
@@ -371,12 +380,50 @@ def recommendation_or_reason(
         return f"no recommendation: {err.message}."
 
 
+def batch_inference_objective(records: pd.DataFrame, task: str) -> tuple[str, int]:
+    """(objective, batch size) that batch inference is judged by: ``offline_throughput`` when the task has
+    offline points, its fp32 baseline's among them (the batch size is then each variant's own); otherwise
+    ``throughput`` at the largest fixed batch size measured. Raises DataError for a task without ok rows."""
+    rows = task_records(records, task)
+    offline = objective_rows_or_none(records, task, OFFLINE_OBJECTIVE)
+    if offline is not None and (offline["method"] == BASELINE_METHOD).any():
+        return OFFLINE_OBJECTIVE, DEFAULT_BATCH_SIZE
+    if offline is not None:
+        logger.warning("task %s: offline points but none of %s; batch inference judged at a fixed batch size",
+                       task, BASELINE_METHOD)  # fmt: skip
+    fixed = rows[rows["scenario"] == BATCH_SCENARIO] if "scenario" in rows.columns else rows.iloc[0:0]
+    sizes = fixed["batch_size"].dropna() if "batch_size" in fixed.columns else fixed.iloc[0:0]
+    return "throughput", int(sizes.max()) if len(sizes) else DEFAULT_BATCH_SIZE
+
+
+def recommend_batch_inference(
+    records: pd.DataFrame,
+    task: str,
+    fraction: float = DEFAULT_FRACTION,
+    baseline: str | None = None,
+    floor: float | None = None,
+) -> Recommendation:
+    """The variant for batch inference: the fastest by offline throughput meeting the floor, at the batch
+    size its search chose (said in the text), or, without offline points, by throughput at the largest fixed
+    batch size. ``batch_size`` of the result is the size the chosen variant runs at."""
+    name, batch_size = batch_inference_objective(records, task)
+    table = frontier(records, task, name, batch_size)
+    rec = recommend_from_frontier(table, task, name, fraction, batch_size, baseline, floor)
+    if name == OFFLINE_OBJECTIVE and rec.chosen is not None:
+        size = table.loc[table["variant"] == rec.chosen, "batch_size"].iloc[0]
+        rec = dataclasses.replace(rec, batch_size=int(size))
+    return rec
+
+
 __all__ = [
     "DEFAULT_FRACTION",
+    "OFFLINE_OBJECTIVE",
     "Recommendation",
+    "batch_inference_objective",
     "check_fraction",
     "paired_speedup",
     "recommend",
+    "recommend_batch_inference",
     "recommend_from_frontier",
     "recommendation_or_reason",
 ]

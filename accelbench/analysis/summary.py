@@ -86,6 +86,8 @@ def _speed_cell(row: pd.Series, column: str, text: str) -> str:
 SPEED_TABLE_TITLES = {
     "latency": "**Latency** per request at batch 1 (real-time scenario)",
     "throughput": "**Throughput** at batch {batch_size} (batch scenario)",
+    "offline_throughput": "**Offline throughput** at the batch size each variant's search chose (offline "
+    "scenario; each speed-up pairs a variant's offline point with fp32's in the same rounds, each at its own size)",
     "size": "**Size**",
 }
 
@@ -124,7 +126,7 @@ def _objective_table(
         text, kind = speedup_cell(obj, rec, table, row)
         cell[f"smaller than {rec.baseline}" if obj.name == "size" else f"speed-up vs {rec.baseline}"] = text
         kinds.add(kind)
-        if obj.name == "throughput":
+        if obj.name in ("throughput", "offline_throughput"):
             cell["peak RSS (MB)"] = fmt(peak_rss.get(row[VARIANT]), "{:.0f}")
         cell["frontier"] = FRONTIER_MARK if bool(row["on_frontier"]) else ""
         cells.append(cell)
@@ -304,6 +306,12 @@ def summary_markdown(
     if records.empty:
         raise DataError("no records to summarise", "run the benchmark first")
     records = current_records(records)
+    if (
+        "scenario" in records.columns
+        and (records["scenario"] == "offline").any()
+        and "offline_throughput" not in objectives
+    ):
+        objectives = [*objectives, "offline_throughput"]  # shown only where the run measured it
     runs = sorted(str(r) for r in records["run"].dropna().unique()) if "run" in records.columns else []
     ok = records[ok_mask(records)]
     tasks = _tasks(records)

@@ -40,6 +40,9 @@ UNPAIRED_MARK = "†"
 LATENCY_QS = (50, 90, 99)
 
 
+OFFLINE_COLUMN = "offline (samples/s)"
+
+
 def ok_rows(records: pd.DataFrame, task: str | None = None) -> pd.DataFrame:
     """The current ok rows (``records.current_records``, for records with their keys), in the order recorded."""
     if "key" in records.columns:
@@ -229,7 +232,18 @@ def throughput_table(records: pd.DataFrame, task: str | None = None) -> pd.DataF
         table.setdefault(name, {VARIANT: name})[f"throughput @{row['batch_size']} (samples/s)"] = text + (
             f" {BUSY_MARK}" if busy[i] else ""
         )
+    offline = ok_rows(records, task)
+    offline = (
+        offline[offline["scenario"] == "offline"] if "scenario" in offline.columns else offline.iloc[0:0]
+    )
+    offline_busy = busy_mask(offline)
+    for i, row in offline.iterrows():  # the offline scenario: each variant at the batch size its search chose
+        value = row_float(row, "throughput")
+        text = _speed_text(row, "throughput", fmt_throughput(value), "{:.0f}" if value >= 100 else "{:.1f}")
+        table.setdefault(_row_name(row, several), {VARIANT: _row_name(row, several)})[OFFLINE_COLUMN] = (
+            f"{text} (batch {int(row['batch_size'])})" + (f" {BUSY_MARK}" if offline_busy[i] else ""))  # fmt: skip
     columns = [VARIANT] + [f"throughput @{b} (samples/s)" for b in sizes]
+    columns += [OFFLINE_COLUMN] if any(OFFLINE_COLUMN in c for c in table.values()) else []
     return people_frame([{c: cells.get(c, MISSING) for c in columns} for cells in table.values()])
 
 
@@ -299,6 +313,8 @@ def cost_cell(obj: Objective, row: pd.Series, batch_size: int) -> str:
     used = row_float(row, "batch_size")
     if obj.name == "throughput" and not math.isnan(used) and int(used) != batch_size:
         text += f" (batch {int(used)})"
+    if obj.name == "offline_throughput" and not math.isnan(used):
+        text += f" (batch {int(used)})"  # each variant's own size, chosen by its search
     if obj.ci_columns and bool(busy_mask(row.to_frame().T).iloc[0]):
         text += f" {BUSY_MARK}"
     return text

@@ -1,4 +1,5 @@
-"""Benchmark scenarios: real-time (one request at a time) and batch inference, measured in interleaved rounds.
+"""Benchmark scenarios: real-time (one request at a time), batch inference at fixed sizes and offline (at the
+size a search chose, ``offline``), measured in interleaved rounds.
 
 Requests are real texts of the evaluation split; latencies are wall-clock per request (tokenization
 included, as a service pays it). Every point of every variant gets its warm-up first; then, round by round,
@@ -8,6 +9,10 @@ order-statistic interval (``stats.median_interval``); a variant's speed-up again
 of its per-round ratios (paired), which is far steadier than the ratio of two separate measurements.
 Each point also records how much CPU other processes took during its rounds (``trackers.OtherCpu``): a point
 measured on a busy machine carries ``busy: true``.
+The offline point's size may differ per variant: each variant searches its own (after the warm-ups, one
+variant after the other), then its offline point takes turns in the rounds with the others' as the fixed
+points do, each variant's call count sized from its own warm-up; its speed-up pairs it with fp32's offline
+point round by round, whatever size each chose.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import numpy as np
 
 from ..runtimes.base import Predictor
 from ..taskdata.inputs import item_length
+from .offline import OFFLINE_SCENARIO, Search, search_offline
 from .settings import BenchmarkSettings
 from .stats import median_interval, paired_ratios, unpaired_ratio
 from .trackers import OtherCpu, PeakMemory
 
 logger = logging.getLogger(__name__)
 
-SCENARIOS = ("realtime", "batch")
+SCENARIOS = ("realtime", "batch", OFFLINE_SCENARIO)
+OFFLINE_POINT = (OFFLINE_SCENARIO, 0, "dynamic")  # its batch size is each variant's own
 MIN_REQUESTS = 20  # per point, over all rounds
 MIN_BATCHES = 3
 LATENCY_QS = (50, 90, 99)
@@ -69,7 +76,7 @@ class Point:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         self.predictor, self.kind, self.s = predictor, kind, s
         self.scenario, self.batch_size = scenario, 1 if scenario == "realtime" else batch_size
-        self.padding = "dynamic" if scenario == "realtime" else padding
+        self.padding = padding if scenario == "batch" else "dynamic"
         rng = random.Random(s.seed)
         if scenario == "realtime":
             pool = texts[:]
@@ -151,7 +158,7 @@ class Point:
             )
         if self.kind == "seq2seq":
             out.update(tokens_per_s=tokens / total, ms_per_token=1e3 * total / max(tokens, 1))
-            if self.scenario == "batch":
+            if self.scenario != "realtime":
                 out["ms_per_sequence"] = 1e3 * total / samples
         out.update(peak_rss_mb=round(self.peak_rss_mb, 1), rss_increase_mb=round(self.rss_increase_mb, 1))
         out.update(self.others.fields())
@@ -191,7 +198,8 @@ def run_interleaved(
     pts = {(lb, p): Point(predictors[lb], kind, texts, s, *p) for lb in labels for p in plan}
     spent = dict.fromkeys(labels, 0.0)
     alive = set(labels)
-    calls: dict[tuple[str, int, str], int] = {}
+    calls: dict[tuple, int] = {}
+    searches: dict[str, Search] = {}
 
     failed: dict[str, str] = {}
 
@@ -214,21 +222,44 @@ def run_interleaved(
             logger.error("%s failed during the speed rounds: %s", label, failed[label])
         spent[label] += time.perf_counter() - t0
 
-    total = s.repeats * len(plan) * len(labels)
+    def offline(label: str) -> None:
+        """The label's search, then its offline point at the chosen size, warmed up (none if no size worked)."""
+        pred = predictors[label]
+        call = lambda b: _call(pred, kind, b, s, "dynamic")  # noqa: E731
+        found = searches[label] = search_offline(call, texts, s, label, deadlines.get(label, math.inf))
+        if found.chosen is None:
+            logger.warning("%s: no batch size worked in the offline search; no offline point", label)
+            return
+        pt = pts[(label, OFFLINE_POINT)] = Point(pred, kind, texts, s, OFFLINE_SCENARIO, found.chosen)
+        pt.warm_up()
+        calls[(label, OFFLINE_POINT)] = calls_per_round(s, OFFLINE_SCENARIO, [pt.call_s])
+
+    plan_all = plan + ([OFFLINE_POINT] if s.offline else [])
+    total = s.repeats * len(plan_all) * len(labels)
     with tqdm(total=total, desc="speed", unit="turn", disable=not progress, leave=False) as bar:
-        for (label, _), pt in pts.items():
+        for (label, _), pt in list(pts.items()):
             turn(label, pt.warm_up)
         for p in plan:  # one call count per point, the same for every variant: sized by the median variant
             calls[p] = calls_per_round(s, p[0], [pts[(lb, p)].call_s for lb in labels if lb in alive])
+        if s.offline:
+            bar.set_description("offline batch-size search")
+            for label in labels:
+                turn(label, lambda label=label: offline(label))
         for r in range(s.repeats):
             bar.set_description(f"speed round {r + 1}/{s.repeats}")
-            for p in plan:
+            for p in plan_all:
                 order = labels if r % 2 == 0 else labels[::-1]  # neither variant always follows the other
                 for label in order:
-                    pt = pts[(label, p)]
-                    turn(label, lambda pt=pt, p=p, r=r: pt.run_round(calls[p], r * calls[p]))
+                    pt = pts.get((label, p))
+                    if pt is not None:  # an offline point exists only where a size worked
+                        n = calls[(label, p) if p == OFFLINE_POINT else p]
+                        turn(label, lambda pt=pt, n=n, r=r: pt.run_round(n, r * n))
                     bar.update(1)
-    rows = {lb: [pts[(lb, p)].result() for p in plan] for lb in labels if lb in alive}
+    rows = {lb: [pts[(lb, p)].result() for p in plan_all if (lb, p) in pts] for lb in labels if lb in alive}
+    for lb, rs in rows.items():
+        for row in rs:
+            if row["scenario"] == OFFLINE_SCENARIO:
+                row.update(searches[lb].fields())
     for lb, rs in rows.items():
         for row in rs:
             logger.info("%s %s bs=%d %s: %.1f samples/s [%.1f, %.1f], p90 %.1f ms", lb, row["scenario"],
@@ -242,6 +273,12 @@ def run_interleaved(
     return Interleaved(rows, spent, failed)
 
 
+def _point_key(row: Mapping) -> tuple:
+    """What a speed-up pairs on: the point, where offline's batch size is each variant's own choice."""
+    offline = row["scenario"] == OFFLINE_SCENARIO
+    return row["scenario"], None if offline else row["batch_size"], row["padding"]
+
+
 def add_speedups(
     rows: dict[str, list[dict]], baseline: str | None, base_rows: list[dict] | None = None
 ) -> None:
@@ -249,10 +286,10 @@ def add_speedups(
     part in the same rotation (paired), else the ratio of medians to ``base_rows`` (conservative interval)."""
     paired = baseline is not None and baseline in rows
     ref = rows[baseline] if paired else (base_rows or [])
-    by_point = {(r["scenario"], r["batch_size"], r["padding"]): r for r in ref}
+    by_point = {_point_key(r): r for r in ref}
     for rs in rows.values():
         for row in rs:
-            b = by_point.get((row["scenario"], row["batch_size"], row["padding"]))
+            b = by_point.get(_point_key(row))
             if b is None:
                 continue
             if paired:

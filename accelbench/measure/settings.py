@@ -49,8 +49,38 @@ class BenchmarkSettings:
         },
     )
 
-    # how long a variant may take does not change what is measured: not part of a record's key
-    NOT_IN_KEY: ClassVar[tuple[str, ...]] = ("time_limit_s",)
+    offline: bool = field(
+        default=False,
+        metadata={"help": "also measure the offline scenario: throughput at a batch size the search chooses"},
+    )
+    offline_min_batch: int = field(default=8, metadata={"help": "the offline search's first batch size"})
+    offline_max_batch: int = field(
+        default=256, metadata={"help": "the offline search's largest batch size (doubling up to it)"}
+    )
+    offline_memory_mb: float | None = field(
+        default=None,
+        metadata={
+            "help": "memory (MB) a batch may take beyond the loaded models in the offline search; "
+            "null: half of the memory available when a variant's search starts"
+        },
+    )
+
+    op_profile: bool = field(
+        default=False,
+        metadata={"help": "after the speed rounds, profile each variant's operators (measure.opprofile): "
+                          "op_shares_<class> in its batch-32 speed record"},
+    )  # fmt: skip
+
+    # how long a variant may take does not change what is measured, nor does the operator profile taken after
+    # the speed rounds: not part of a record's key (``--force`` re-measures to add a profile)
+    NOT_IN_KEY: ClassVar[tuple[str, ...]] = ("time_limit_s", "op_profile")
+    # the offline search's settings change nothing while it is off: keys of runs without it stay as they were
+    OFFLINE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "offline",
+        "offline_min_batch",
+        "offline_max_batch",
+        "offline_memory_mb",
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_sizes, int):
@@ -81,10 +111,31 @@ class BenchmarkSettings:
             v = getattr(self, opt)
             if v is not None and v <= 0:
                 raise ConfigError(f"{opt} must be positive or null, got {v}", f"remove {opt} or set it > 0")
+        self._check_offline()
         unknown = [p for p in self.paddings if p not in PADDINGS]
         if unknown:
             raise ConfigError(
                 f"unknown padding {unknown}; known: {', '.join(PADDINGS)}", "use paddings: [dynamic]"
+            )
+
+    def _check_offline(self) -> None:
+        if not isinstance(self.offline, bool):
+            raise ConfigError(f"offline must be true or false, got {self.offline!r}", "use offline: true")
+        for name in ("offline_min_batch", "offline_max_batch"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}", f"set {name} to e.g. 256")
+        if self.offline_min_batch > self.offline_max_batch:
+            raise ConfigError(
+                f"offline_min_batch ({self.offline_min_batch}) is above offline_max_batch "
+                f"({self.offline_max_batch})",
+                "set offline_min_batch <= offline_max_batch, e.g. 8 and 256",
+            )
+        mem = self.offline_memory_mb
+        if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int | float) or not mem > 0):
+            raise ConfigError(
+                f"offline_memory_mb must be a positive number of MB or null, got {mem!r}",
+                "remove offline_memory_mb (half the available memory) or set it > 0, e.g. 4000",
             )
 
     @classmethod
@@ -103,4 +154,5 @@ class BenchmarkSettings:
 
     def key_dict(self) -> dict[str, Any]:
         """The settings that change what is measured (a record's key is hashed from these)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.NOT_IN_KEY}
+        skip = self.NOT_IN_KEY + (() if self.offline else self.OFFLINE_FIELDS)
+        return {k: v for k, v in self.to_dict().items() if k not in skip}

@@ -116,6 +116,7 @@ class OrtPredictor(Classifier):
         outputs = [o.name for o in self.session.get_outputs()]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.session_paths = {"session": self.model_path}  # attribute -> graph file (measure.opprofile)
         self.settings = {**session_settings(self.session), "inputs": list(self.input_names)}
 
     def logits(
@@ -168,6 +169,7 @@ class OrtSeq2SeqPredictor(Generator):
         self.graph_paths = dict(graph_paths or {})
         self.encoder = make_session(folder / encoder_file, intra_op_num_threads)
         self.decoder = make_session(folder / decoder_file, intra_op_num_threads)
+        self.session_paths = {"encoder": str(folder / encoder_file), "decoder": str(folder / decoder_file)}
         inputs = {i.name: i for i in self.decoder.get_inputs()}
         self.past_names = [n for n in inputs if n.startswith("past_")]
         self.cross_names = [o.name for o in self.encoder.get_outputs()]

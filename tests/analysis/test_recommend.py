@@ -212,3 +212,64 @@ def test_the_baseline_kept_over_a_faster_variant_it_cannot_be_told_from():
         "Deploy minilm-sst2:fp32 (the baseline). minilm-sst2:fp32 and minilm-sst2:bf16"
     )
     assert "no faster variant" not in rec.text
+
+
+# variant -> (batch size its offline search chose, offline throughput, paired speed-up against fp32's offline)
+OFFLINE = {
+    "minilm-sst2:fp32": (64, 120.0, 1.0),
+    "minilm-sst2:bf16": (32, 160.0, 1.33),
+    "minilm-sst2:dynamic-int8": (128, 300.0, 2.5),
+    "minilm-sst2:static-int8": (16, 330.0, 2.75),  # fast but under the floor
+    "tiny-sst2:fp32": (256, 600.0, 5.0),
+}
+
+
+def _with_offline(records: pd.DataFrame, variants=OFFLINE) -> pd.DataFrame:
+    from .samples import _row
+
+    rows = [_row(v, "offline", size, throughput=thr, throughput_ci_low=0.95 * thr, throughput_ci_high=1.05 * thr,
+                 speedup_vs_fp32=up, speedup_vs_fp32_ci_low=0.97 * up, speedup_vs_fp32_ci_high=1.03 * up,
+                 speedup_paired=True) for v, (size, thr, up) in variants.items()]  # fmt: skip
+    return pd.concat([records, pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_batch_inference_is_judged_by_offline_throughput_at_each_variants_size(records):
+    from accelbench.analysis.recommend import batch_inference_objective, recommend_batch_inference
+
+    with_offline = _with_offline(records)
+    assert batch_inference_objective(with_offline, "sst2") == ("offline_throughput", 32)
+    rec = recommend_batch_inference(with_offline, "sst2", fraction=0.99)
+    assert rec.objective == "offline_throughput" and rec.chosen == "minilm-sst2:dynamic-int8"
+    assert rec.batch_size == 128 and rec.chosen_cost == 300.0
+    assert rec.speedup == pytest.approx(2.5) and rec.speedup_ci == pytest.approx(
+        (2.425, 2.575)
+    )  # the paired one
+    assert "the offline throughput of minilm-sst2:fp32 at batch 128 (baseline at 64)" in rec.text
+
+
+def test_batch_inference_falls_back_to_the_largest_fixed_batch_without_offline_points(records):
+    from accelbench.analysis.recommend import batch_inference_objective, recommend_batch_inference
+
+    assert batch_inference_objective(records, "sst2") == ("throughput", 32)
+    rec = recommend_batch_inference(records, "sst2")
+    assert rec.objective == "throughput" and rec.chosen == "minilm-sst2:dynamic-int8" and rec.batch_size == 32
+    bigger = pd.concat([records, _with_offline(records.iloc[0:0]).assign(scenario="batch", batch_size=64)])
+    assert batch_inference_objective(bigger, "sst2") == ("throughput", 64)
+    # offline points without the fp32 baseline's cannot be compared with it: the fixed batch decides
+    no_fp32 = {v: x for v, x in OFFLINE.items() if not v.endswith(":fp32")}
+    assert batch_inference_objective(_with_offline(records, no_fp32), "sst2") == ("throughput", 32)
+
+
+def test_the_offline_objective_draws_a_frontier_and_a_rerun_replaces_its_size(records):
+    from accelbench.analysis import available_objectives, frontier, recommend
+
+    assert "offline_throughput" not in available_objectives(records, "sst2")
+    with_offline = _with_offline(records)
+    assert "offline_throughput" in available_objectives(with_offline, "sst2")
+    table = frontier(with_offline, "sst2", "offline_throughput")
+    assert list(table["variant"])[0] == "tiny-sst2:fp32" and table["batch_size"].tolist()[0] == 256
+    assert table.set_index("variant").loc["minilm-sst2:fp32", "on_frontier"]
+    # a forced rerun of fp32 chose 32 this time: its later row counts, not the faster of the two
+    rerun = _with_offline(with_offline, {"minilm-sst2:fp32": (32, 110.0, 1.0)})
+    rec = recommend(rerun, "sst2", objective="offline_throughput", fraction=1.0)
+    assert rec.baseline_cost == 110.0
