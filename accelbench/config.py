@@ -119,6 +119,12 @@ class ExperimentConfig:
     task: str
     models: list[Any]
     methods: list[Any] = field(default_factory=lambda: ["fp32"])  # names or {name: ..., option: ...}
+    # benchmark settings of this experiment over the sweep's (e.g. `benchmark: {offline: true}` for one task)
+    benchmark: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, sweep: BenchmarkSettings) -> dict[str, Any]:
+        """The benchmark settings this experiment's notebooks get: the sweep's, with its own over them."""
+        return {**sweep.to_dict(), **self.benchmark}
 
     def __post_init__(self) -> None:
         if isinstance(self.models, str | dict):
@@ -197,16 +203,19 @@ class SweepConfig:
                 raise ConfigError(
                     f"experiment #{i + 1} has no `task:`", "write `- task: sst2` with models and methods"
                 )
-            extra = set(e) - {"task", "models", "methods"}
+            extra = set(e) - {"task", "models", "methods", "benchmark"}
             if extra:
                 raise ConfigError(f"experiment #{i + 1}: unknown field(s) {', '.join(sorted(extra))}",
-                                  "use task, models, methods")  # fmt: skip
-            exps.append(
-                ExperimentConfig(
-                    task=e["task"], models=e.get("models") or [], methods=e.get("methods") or ["fp32"]
-                )
-            )
+                                  "use task, models, methods, benchmark")  # fmt: skip
+            own = e.get("benchmark") or {}
+            if not isinstance(own, dict):
+                raise ConfigError(f"experiment #{i + 1}: `benchmark:` must be a mapping of settings, got {own!r}",
+                                  "write e.g. `benchmark: {offline: true}`")  # fmt: skip
+            exps.append(ExperimentConfig(task=e["task"], models=e.get("models") or [],
+                                         methods=e.get("methods") or ["fp32"], benchmark=dict(own)))  # fmt: skip
         bench = BenchmarkSettings.from_dict(d.pop("benchmark", None))
+        for e in exps:  # an experiment's own settings, over the sweep's, validated before any work
+            BenchmarkSettings.from_dict({**bench.to_dict(), **e.benchmark})
         base = source.parent if source else Path.cwd()
         if d.get("serving") is not None:
             d["serving"] = ServingConfig.from_dict(d["serving"], base)

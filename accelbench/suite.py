@@ -26,6 +26,7 @@ from .analysis.summary import SUMMARY_FILE, failure_rows, with_failures
 from .config import SweepConfig
 from .confirm import confirm_recommended
 from .exceptions import AccelbenchError
+from .measure.settings import BenchmarkSettings
 from .models import is_trained, resolve_model
 from .paths import notebooks_dir
 from .recipes import build_recipe, planned_steps, student_recipe_class
@@ -96,7 +97,6 @@ def _slug(*parts: Any) -> str:
 def plan(config: SweepConfig) -> list[NotebookRun]:
     """The notebooks the config asks for, with their parameters, in execution order."""
     out_dir = config.run_dir / "notebooks"
-    settings = config.benchmark.to_dict()
     runs = []
     for e in config.experiments:
         for m in e.models:
@@ -104,7 +104,7 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 "task": e.task,
                 "model": m,
                 "run_dir": str(config.run_dir),
-                "settings": settings,
+                "settings": e.settings(config.benchmark),
                 "config": str(config.source) if (config.tasks or config.models) and config.source else None,
                 "unavailable": config.on_unavailable,
                 "progress": False,  # an executed notebook keeps results, not progress-bar updates
@@ -213,11 +213,12 @@ NOTEBOOK_START_S = 15.0
 
 def _confirm_on_test(config: SweepConfig, run_dir: Path, progress: bool) -> None:
     """Tasks with a test_split: the recommendations chosen on the eval split, scored on the test split too."""
-    for task in dict.fromkeys(e.task for e in config.experiments):
+    settings = {e.task: e.settings(config.benchmark) for e in reversed(config.experiments)}  # the first wins
+    for task, s in settings.items():
         if not get_task(task).test_split:
             continue
         try:
-            confirm_recommended(run_dir, task, config.fraction, settings=config.benchmark, progress=progress)
+            confirm_recommended(run_dir, task, config.fraction, settings=s, progress=progress)
         except AccelbenchError as e:  # a confirmation that cannot run never stops the sweep
             logger.error("task %s: not confirmed on its test split: %s", task, e)
 
@@ -242,11 +243,11 @@ def estimate(config: SweepConfig, to_train: list[str]) -> dict[str, float]:
         spec = resolve_model(name)
         steps = _planned_steps(spec) or 0
         train += steps * REFERENCE_STEP_S.get(spec.recipe.get("kind", ""), 0.4)
-    s = config.benchmark
-    n_points = int(s.realtime) + len(s.batch_sizes) * len(s.paddings)
     measure = 0.0
     for e in config.experiments:
         family = get_task(e.task).family
+        s = BenchmarkSettings.from_dict(e.settings(config.benchmark))
+        n_points = int(s.realtime) + len(s.batch_sizes) * len(s.paddings) + int(s.offline)
         for _ in e.models:
             n_variants = len(e.methods) + 1  # + the fp32 reference of the paired rounds
             measure += n_variants * (n_points * s.min_time_s + REFERENCE_VARIANT_S.get(family, 40.0))

@@ -260,3 +260,34 @@ def test_serving_block_adds_the_scaling_notebook(tmp_path):
     runs = plan(load_config(cfg))
     assert runs[-1].notebook == "05_scaling.ipynb" and runs[-1].parameters["traffic"] == 5.0
     assert runs[-1].parameters["progress"] is False and runs[-2].notebook == "04_pareto.ipynb"
+
+
+def test_an_experiment_s_own_benchmark_settings_override_the_sweep_s(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        textwrap.dedent("""
+        run: x
+        benchmark: {batch_sizes: [1, 8], min_time_s: 1}
+        experiments:
+          - {task: sst2, models: [minilm-sst2], methods: [fp32], benchmark: {offline: true, min_time_s: 2}}
+          - {task: multi30k, models: [t5-multi30k], methods: [fp32]}
+    """)
+    )
+    runs = {
+        r.parameters["task"]: r.parameters["settings"]
+        for r in plan(load_config(cfg))
+        if "task" in r.parameters
+    }
+    assert (
+        runs["sst2"]["offline"] is True
+        and runs["sst2"]["min_time_s"] == 2
+        and runs["sst2"]["batch_sizes"] == [1, 8]
+    )
+    assert runs["multi30k"]["offline"] is False and runs["multi30k"]["min_time_s"] == 1
+    bad = cfg.read_text().replace("offline: true", "offline_max_batch: 0")
+    cfg.write_text(bad)
+    with pytest.raises(ConfigError, match="offline_max_batch"):
+        load_config(cfg)
+    cfg.write_text(bad.replace("benchmark: {offline_max_batch: 0, min_time_s: 2}", "benchmark: [offline]"))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(cfg)
