@@ -137,14 +137,22 @@ def ops_per_sample(config, family: str, tokens_in: float, tokens_out: float = 0.
     """Matrix-multiply operations (2 per multiply-add) of one sample's forward pass(es).
 
     Encoder: per token and layer 4 d^2 (attention projections) + 2 d f (feed-forward) multiply-adds, plus
-    2 T d for attention scores and values. T5 decoding adds, per generated token and decoder layer, self-
+    2 T d for attention scores and values; a pruned encoder (``heads_per_layer``, ``intermediate_per_layer``)
+    counts each layer's kept attention width a and feed-forward width i instead: 4 d a + 2 d i + 2 T a. T5 decoding adds, per generated token and decoder layer, self-
     and cross-attention projections and the feed-forward, and the d x vocab output projection; the cross-
     attention keys/values of the source are projected once per sample.
     """
     d = _get(config, "hidden_size", "d_model")
     f = _get(config, "intermediate_size", "d_ff")
     n_enc = _get(config, "num_hidden_layers", "num_layers")
-    macs = n_enc * tokens_in * (4 * d * d + 2 * d * f + 2 * tokens_in * d)
+    heads = getattr(config, "heads_per_layer", None)  # a pruned encoder: each layer's own widths
+    ffn = getattr(config, "intermediate_per_layer", None)
+    if heads and ffn and len(heads) == len(ffn) == n_enc:
+        head_size = getattr(config, "attention_head_size", None) or d // config.num_attention_heads
+        widths = [(h * head_size, i) for h, i in zip(heads, ffn, strict=True)]
+    else:
+        widths = [(d, f)] * n_enc
+    macs = sum(tokens_in * (4 * d * a + 2 * d * i + 2 * tokens_in * a) for a, i in widths)
     if family == "t5" and tokens_out:
         n_dec = _get(config, "num_decoder_layers", default=n_enc)
         vocab = config.vocab_size

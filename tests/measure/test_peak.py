@@ -51,3 +51,19 @@ def test_int8_peak_is_the_best_int8_kernel(tmp_path):
     assert peaks["int8_kernel"] in by_kernel
     best = max(max(peaks["int8_int_mm_rounds"]), max(peaks["int8_quantized_linear_rounds"]))
     assert peaks["int8"] == best
+
+
+def test_ops_of_a_pruned_encoder_count_each_layer_s_kept_widths():
+    from types import SimpleNamespace
+
+    from accelbench.measure.peak import ops_per_sample
+
+    full = SimpleNamespace(hidden_size=8, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4)
+    same = SimpleNamespace(**vars(full), heads_per_layer=[4, 4], intermediate_per_layer=[32, 32])
+    half = SimpleNamespace(**vars(full), heads_per_layer=[2, 1], intermediate_per_layer=[16, 8])
+    assert ops_per_sample(same, "bert", 10) == ops_per_sample(full, "bert", 10)
+    # layer widths a = heads x 2: (4, 16) and (2, 8); per token 4da + 2di + 2Ta, plus the d^2 pooler
+    expected = 2 * (
+        10 * (4 * 8 * 4 + 2 * 8 * 16 + 2 * 10 * 4) + 10 * (4 * 8 * 2 + 2 * 8 * 8 + 2 * 10 * 2) + 64
+    )
+    assert ops_per_sample(half, "bert", 10) == expected
