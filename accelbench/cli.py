@@ -272,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("httpx", "urllib3", "papermill", "traitlets", "filelock", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:  # libraries logging info on the root logger (ORT's quantizer)
+    for (
+        handler
+    ) in logging.getLogger().handlers:  # libraries logging info on the root logger (ORT's quantizer)
         handler.addFilter(lambda r: r.name != "root" or r.levelno >= logging.WARNING)
     try:
         return args.fn(args)

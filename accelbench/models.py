@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .architectures import register as register_architectures
 from .exceptions import ConfigError, ModelError
 from .paths import cache_dir
 from .recipes import build_recipe, full_recipe, recipe_class, student_config, student_recipe_class, t5_config
@@ -168,6 +169,7 @@ def model_family(spec: ModelSpec) -> str:
         return student.FAMILY
     from transformers import AutoConfig
 
+    register_architectures()  # a pruned checkpoint's model_type
     path = base_path(spec)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
@@ -214,6 +216,7 @@ def load_checkpoint(name: str | dict[str, Any] | ModelSpec) -> LoadedModel:
         T5ForConditionalGeneration,
     )
 
+    register_architectures()  # pruned checkpoints (``prune-classifier``) load through the Auto classes
     spec = name if isinstance(name, ModelSpec) else resolve_model(name)
     if spec.recipe is not None:
         if not is_trained(spec):
@@ -258,6 +261,7 @@ def planned_config(spec):
     """A model's config, without training it: from its checkpoint, its base, or its recipe."""
     from transformers import AutoConfig
 
+    register_architectures()
     spec = resolve_model(spec) if isinstance(spec, str | dict) else spec
     ckpt = spec.checkpoint_dir() if spec.recipe is not None else None
     if ckpt is not None and (ckpt / "config.json").exists():
@@ -416,6 +420,39 @@ register_model(
         recipe={"kind": "distill-classifier", "teacher": "minilm-sst2", "layers": [0, 2, 4]},
         task="sst2",
         description="3-layer student of minilm-sst2 (its layers 0, 2, 4 copied), distilled on SST-2 soft targets",
+    )
+)
+register_model(
+    ModelSpec(
+        name="minilm-sst2-pruned",
+        family="bert",
+        recipe={
+            "kind": "prune-classifier",
+            "teacher": "minilm-sst2",
+            "heads": 0.5,
+            "ffn": 0.5,
+            "scope": "layer",
+        },
+        task="sst2",
+        description="minilm-sst2 with half of each layer's attention heads and FFN neurons removed (least "
+        "important first, Michel et al. 2019), recovered with KD on SST-2 soft targets",
+    )
+)
+register_model(
+    ModelSpec(
+        name="minilm-sst2-l3-pruned",
+        family="bert",
+        recipe={
+            "kind": "prune-classifier",
+            "teacher": "minilm-sst2",
+            "layers": [0, 2, 4],
+            "heads": 0.5,
+            "ffn": 0.5,
+            "scope": "layer",
+        },
+        task="sst2",
+        description="3 of minilm-sst2's 6 layers with half of each one's heads and FFN neurons (distillation and "
+        "pruning in one recipe), recovered with KD on SST-2 soft targets",
     )
 )
 register_model(

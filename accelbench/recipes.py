@@ -1,9 +1,10 @@
 """Training recipes: the dataclasses that say how a model is made, checked before any work, and a registry.
 
 A recipe's fields, with every default filled in, are hashed into the model's cache key: changing any of them
-trains a new checkpoint. Four kinds: ``classifier`` (fine-tune a BERT-family checkpoint), ``t5-scratch``
+trains a new checkpoint. Five kinds: ``classifier`` (fine-tune a BERT-family checkpoint), ``t5-scratch``
 (train a compact T5 and its tokenizer), and the students ``distill-classifier`` (copied teacher layers or a
-smaller config) and ``distill-t5`` (maximally spaced teacher blocks). A student's config is derived here from
+smaller config), ``distill-t5`` (maximally spaced teacher blocks) and ``prune-classifier`` (the teacher's
+least important heads and FFN neurons removed, then recovered with KD). A student's config is derived here from
 its teacher's config, so a student that does not fit its teacher is refused before training.
 
 Every recipe is budgeted in optimizer steps, so the same recipe, seed and thread count make the same weights
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adafactor")
 CLASSIFIER_LOSSES = ("kd", "ce", "hidden", "attention")
+PRUNE_LOSSES = ("kd", "ce")
+PRUNE_SCOPES = ("global", "layer")  # heads/neurons ranked across layers (Michel et al.) or within each layer
+IMPORTANCE_LOSSES = ("ce", "pseudo")  # gold labels, or the teacher's own predicted labels
 T5_LOSSES = ("kd", "ce")
 T5_TARGETS = ("gold", "pseudo")
 
@@ -289,10 +293,67 @@ class DistillT5Recipe:
                                   f"got {v!r}", f"write e.g. `{name}: [0, 2]`")  # fmt: skip
 
 
+def _share(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ConfigError(f"prune-classifier: {name} is the share of {name} to remove, in [0, 1); got {value!r}",
+                          f"write e.g. `{name}: 0.5` (remove half), or `{name}: 0` to keep all")  # fmt: skip
+
+
+@dataclass
+class PruneClassifierRecipe:
+    """Structured pruning of a BERT classifier (Michel et al. 2019): score every attention head and FFN neuron
+    by |d loss / d mask| over ``importance_batches`` batches, remove the lowest ``heads`` / ``ffn`` shares (and
+    the encoder layers not in ``layers``), then recover with KD from the unpruned teacher, as a student is
+    trained. The plan (what each layer keeps) is known only after scoring; see ``prune_counts``."""
+
+    FAMILY: ClassVar[str] = "bert"
+    STUDENT: ClassVar[bool] = True
+    kind: str = "prune-classifier"
+    teacher: str = "minilm-sst2"
+    task: str | None = None  # None = the teacher's task
+    heads: float = 0.5  # share of attention heads removed
+    ffn: float = 0.5  # share of feed-forward neurons removed
+    layers: list[int] | None = None  # teacher layers kept (None = all)
+    scope: str = "global"  # "global": ranked across layers (scores normalised per layer); "layer": per layer
+    importance_batches: int = 32  # train-split batches (of batch_size) the importance scores sum over
+    importance_loss: str = "ce"  # "ce": gold labels; "pseudo": the teacher's own labels (KD's gradient is 0)
+    losses: dict[str, float] = field(default_factory=lambda: {"kd": 1.0, "ce": 0.5})  # recovery
+    temperature: float = 2.0
+    train_size: int | None = 35200  # as distill-classifier: one pass of 1,100 steps of 32
+    epochs: float | None = 1.0
+    max_steps: int | None = 1100
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 64
+    time_budget_s: float | None = None  # an explicit wall-clock cap (budget "time"); None = steps only
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_losses(self.losses, PRUNE_LOSSES, "prune-classifier")
+        _share("heads", self.heads)
+        _share("ffn", self.ffn)
+        if self.scope not in PRUNE_SCOPES:
+            raise ConfigError(f"prune-classifier: scope must be one of {', '.join(PRUNE_SCOPES)}, got "
+                              f"{self.scope!r}", "use `scope: global` or `scope: layer`")  # fmt: skip
+        if self.importance_loss not in IMPORTANCE_LOSSES:
+            raise ConfigError(f"prune-classifier: importance_loss must be one of {', '.join(IMPORTANCE_LOSSES)}, "
+                              f"got {self.importance_loss!r}", "use `importance_loss: ce`")  # fmt: skip
+        n = self.importance_batches
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ConfigError(f"prune-classifier: importance_batches must be a positive whole number, got {n!r}",
+                              "write e.g. `importance_batches: 32`")  # fmt: skip
+        if self.layers is not None and (not isinstance(self.layers, list) or not self.layers):
+            raise ConfigError(f"layers must be a non-empty list of teacher layer indices or null, got {self.layers!r}",
+                              "write e.g. `layers: [0, 2, 4]`, or `layers: null` to keep every layer")  # fmt: skip
+
+
 RECIPES: Registry[type] = Registry(
-    "training recipe", "use kind: classifier, t5-scratch, distill-classifier or distill-t5"
+    "training recipe", "use kind: classifier, t5-scratch, distill-classifier, distill-t5 or prune-classifier"
 )
-for _cls in (ClassifierRecipe, T5Recipe, DistillClassifierRecipe, DistillT5Recipe):
+for _cls in (ClassifierRecipe, T5Recipe, DistillClassifierRecipe, DistillT5Recipe, PruneClassifierRecipe):
     RECIPES.register(_cls.kind, _cls)
 
 
@@ -368,17 +429,75 @@ def resolve_layers(r: DistillT5Recipe, tcfg) -> tuple[list[int], list[int]]:
     return enc, dec
 
 
+def layer_sizes(cfg) -> tuple[list[int], list[int]]:
+    """Heads and FFN neurons of each layer of a BERT config (a pruned one lists its own per layer)."""
+    n = n_layers(cfg)
+    heads = getattr(cfg, "heads_per_layer", None) or [int(cfg.num_attention_heads)] * n
+    ffn = getattr(cfg, "intermediate_per_layer", None) or [int(cfg.intermediate_size)] * n
+    return list(heads), list(ffn)
+
+
+def prune_counts(r: PruneClassifierRecipe, tcfg) -> dict[str, Any]:
+    """What a prune recipe removes from its teacher, checked before any work: the teacher layers kept, and
+    how many heads and neurons go (per kept layer for ``scope: layer``, in total for ``global``).
+
+    Counts round down, so ``heads: 0.5`` of 3 heads removes 1. A layer always keeps one head and one
+    neuron: a plan that cannot is refused here.
+    """
+    if getattr(tcfg, "model_type", None) not in ("bert", "accelbench-pruned-bert"):
+        raise ConfigError(f"prune-classifier prunes BERT classifiers; teacher {r.teacher!r} is a "
+                          f"{getattr(tcfg, 'model_type', type(tcfg).__name__)}",
+                          "use a BERT-family teacher (minilm-sst2 or a distill-classifier student of it)")  # fmt: skip
+    n = n_layers(tcfg)
+    layers = list(range(n)) if r.layers is None else list(r.layers)
+    _check_indices("layers", layers, n, r.teacher)
+    heads, ffn = layer_sizes(tcfg)
+    heads, ffn = [heads[i] for i in layers], [ffn[i] for i in layers]
+    out: dict[str, Any] = {"layers": layers, "heads_per_layer": heads, "ffn_per_layer": ffn}
+    for name, share, sizes in (("heads", r.heads, heads), ("ffn", r.ffn, ffn)):
+        if r.scope == "layer":
+            out[f"remove_{name}"] = [int(share * s + 1e-9) for s in sizes]
+            continue
+        total = int(share * sum(sizes) + 1e-9)
+        room = sum(sizes) - len(sizes)  # everything but one per layer
+        if total > room:
+            unit = "head" if name == "heads" else "neuron"
+            raise ConfigError(f"prune-classifier: {name}: {share} would remove {total} of the {sum(sizes)} {unit}s "
+                              f"of teacher {r.teacher!r}'s {len(sizes)} kept layers, leaving a layer without any",
+                              f"use {name} <= {room / sum(sizes):.3f} (one {unit} per layer stays), "
+                              f"or fewer layers")  # fmt: skip
+        out[f"remove_{name}"] = total
+    return out
+
+
 def student_config(r, tcfg):
-    """The student's config, derived from the teacher's; raises before training when it does not fit."""
+    """The student's config, derived from the teacher's; raises before training when it does not fit.
+
+    A pruned student's config is known only after scoring; here it is the plan's sizes as if each layer
+    lost its share (exact for ``scope: layer``)."""
+    if isinstance(r, PruneClassifierRecipe):
+        c = prune_counts(r, tcfg)
+        rm_h, rm_f = c["remove_heads"], c["remove_ffn"]
+        heads = [h - (rm_h[i] if isinstance(rm_h, list) else int(r.heads * h + 1e-9))
+                 for i, h in enumerate(c["heads_per_layer"])]  # fmt: skip
+        ffn = [f - (rm_f[i] if isinstance(rm_f, list) else int(r.ffn * f + 1e-9))
+               for i, f in enumerate(c["ffn_per_layer"])]  # fmt: skip
+        from .architectures.pruned_bert import pruned_config
+
+        return pruned_config(tcfg, len(c["layers"]), [max(1, h) for h in heads], [max(1, f) for f in ffn])
     cfg = copy.deepcopy(tcfg)
     if isinstance(r, DistillT5Recipe):
         enc, dec = resolve_layers(r, tcfg)
         cfg.num_layers, cfg.num_decoder_layers = len(enc), len(dec)
         return cfg
     n_teacher = n_layers(tcfg)
+    pruned = getattr(cfg, "heads_per_layer", None) is not None  # a pruned teacher: per-layer sizes follow
     if r.layers is not None:
         _check_indices("layers", r.layers, n_teacher, r.teacher)
         cfg.num_hidden_layers = len(r.layers)
+        if pruned:
+            cfg.heads_per_layer = [cfg.heads_per_layer[i] for i in r.layers]
+            cfg.intermediate_per_layer = [cfg.intermediate_per_layer[i] for i in r.layers]
     else:
         width = r.hidden_size or tcfg.hidden_size
         heads = r.num_heads or tcfg.num_attention_heads
@@ -394,6 +513,9 @@ def student_config(r, tcfg):
         cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads = r.num_layers, width, heads
         inter = r.intermediate_size or 4 * width
         setattr(cfg, "hidden_dim" if hasattr(cfg, "hidden_dim") else "intermediate_size", inter)
+        if pruned:  # a fresh config-built student is unpruned
+            cfg.heads_per_layer, cfg.intermediate_per_layer = [heads] * r.num_layers, [inter] * r.num_layers
+            cfg.attention_head_size = width // heads
     n_student = n_layers(cfg)
     lmap = r.layer_map
     if lmap is not None:
@@ -406,7 +528,9 @@ def student_config(r, tcfg):
     return cfg
 
 
-def layer_map(r: DistillClassifierRecipe, tcfg) -> list[int]:
+def layer_map(r: DistillClassifierRecipe | PruneClassifierRecipe, tcfg) -> list[int]:
+    if isinstance(r, PruneClassifierRecipe):
+        return list(r.layers) if r.layers is not None else list(range(n_layers(tcfg)))
     if r.layer_map is not None:
         return list(r.layer_map)
     if r.layers is not None:

@@ -205,7 +205,13 @@ def models_to_train(config: SweepConfig) -> list[str]:
 
 # Seconds per optimizer step of the built-in recipes' kinds on the 2-core reference machine (AMD EPYC, AVX2,
 # 2 threads; the first `make demo`, README), for the estimate printed before a run: other machines differ.
-REFERENCE_STEP_S = {"classifier": 0.36, "distill-classifier": 0.19, "t5-scratch": 0.40, "distill-t5": 0.65}
+REFERENCE_STEP_S = {
+    "classifier": 0.36,
+    "distill-classifier": 0.19,
+    "prune-classifier": 0.25,  # prune: an estimate
+    "t5-scratch": 0.40,
+    "distill-t5": 0.65,
+}
 # Rough seconds per variant beyond its measured points (build, quality over the evaluation split, warm-up).
 REFERENCE_VARIANT_S = {"bert": 8.0, "t5": 25.0}
 NOTEBOOK_START_S = 15.0

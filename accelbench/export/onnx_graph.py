@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import time
@@ -31,23 +32,59 @@ def optimize_graph(src: str | os.PathLike, dst: str | os.PathLike, config) -> di
 
     Returns the optimizer settings and the non-zero fused-operator counts, e.g. ``{"Attention": 6,
     "SkipLayerNormalization": 12, "BiasGelu": 6, "EmbedLayerNormalization": 1}``, and ``attention_fused``.
+
+    A pruned BERT (``heads_per_layer`` in its config) has no one head count: ``num_heads=0`` makes the
+    optimizer read each layer's from the graph's head reshape (``PrunedBertSelfAttention`` writes it there),
+    and every fused ``Attention`` node's count is checked against the config. Should any differ, the graph is
+    optimized again without attention fusion (``attention_note`` says so): unfused, but right.
     """
     from onnxruntime.transformers.optimizer import optimize_model
 
-    num_heads = int(config.num_attention_heads)
-    hidden_size = int(config.hidden_size)
+    per_layer = getattr(config, "heads_per_layer", None)
+    num_heads = 0 if per_layer else int(config.num_attention_heads)
+    hidden_size = 0 if per_layer else int(config.hidden_size)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    opt = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
+    # a pruned layer's attention width (heads x head size) is below the model's width, which the fusion warns
+    # about once per layer; the Attention operator takes the two widths apart (checked against PyTorch)
+    fusion_log = logging.getLogger("onnxruntime.transformers.fusion_attention")
+    level = fusion_log.level
+    if per_layer:
+        fusion_log.setLevel(logging.ERROR)
+    try:
+        opt = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
+    finally:
+        fusion_log.setLevel(level)
+    out: dict[str, Any] = {"model_type": "bert", "num_heads": num_heads, "hidden_size": hidden_size}
+    if per_layer:
+        out["heads_per_layer"] = list(per_layer)
+        fused = _attention_heads(opt.model)
+        if fused and fused != list(per_layer):
+            from onnxruntime.transformers.fusion_options import FusionOptions
+
+            options = FusionOptions("bert")
+            options.enable_attention = False
+            opt = optimize_model(
+                str(src), model_type="bert", num_heads=0, hidden_size=0, optimization_options=options
+            )
+            out["attention_note"] = (f"attention not fused: the fused head counts {fused} differ from the pruned "
+                                     f"model's {list(per_layer)}")  # fmt: skip
+        elif not fused:
+            out["attention_note"] = "attention not fused: no layer's head count was found in the graph"
     stats = opt.get_fused_operator_statistics()
     opt.save_model_to_file(str(dst))
     fusions = {k: int(v) for k, v in stats.items() if v}
-    return {
-        "model_type": "bert",
-        "num_heads": num_heads,
-        "hidden_size": hidden_size,
-        "fusions": fusions,
-        "attention_fused": bool(fusions.get("Attention") or fusions.get("MultiHeadAttention")),
-    }
+    out["fusions"] = fusions
+    out["attention_fused"] = bool(fusions.get("Attention") or fusions.get("MultiHeadAttention"))
+    return out
+
+
+def _attention_heads(model) -> list[int]:
+    """The ``num_heads`` of each fused attention node, in graph order (one per encoder layer)."""
+    out = []
+    for node in model.graph.node:
+        if node.op_type in ("Attention", "MultiHeadAttention"):
+            out += [int(a.i) for a in node.attribute if a.name == "num_heads"]
+    return out
 
 
 def fusion_report(

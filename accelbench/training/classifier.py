@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from ..architectures import register as register_architectures
 from ..exceptions import ConfigError
 from ..recipes import ClassifierRecipe, planned_steps
 from ..tasks import get_task, load_task, task_inputs
@@ -31,6 +32,7 @@ def train_classifier(
     if recipe.train_size:
         train = train.select(range(min(recipe.train_size, len(train))))
     items = task_inputs(task, train)  # texts, or (text, text_pair) for a pair task
+    register_architectures()  # a pruned checkpoint as base
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(task.label_names), id2label=dict(enumerate(task.label_names)),

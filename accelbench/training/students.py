@@ -1,7 +1,9 @@
 """Students: build a smaller BERT-family or T5 model from its teacher's layers, and train it on the teacher.
 
 BERT family: copied teacher layers (``layers: [0, 2, 4]``) or a fresh smaller config sharing the teacher's
-tokenizer, trained with ``kd`` / ``ce`` / ``hidden`` / ``attention`` losses. T5: shrink and fine-tune
+tokenizer, trained with ``kd`` / ``ce`` / ``hidden`` / ``attention`` losses; or the teacher itself with its
+least important heads and FFN neurons removed (``prune-classifier``, ``training.pruning``), recovered with the
+same loop. T5: shrink and fine-tune
 (maximally spaced blocks) with word-level ``kd`` and ``ce``, on gold targets or the teacher's translations.
 The teacher must be trained already (``training.ensure_trained`` trains it first).
 """
@@ -19,6 +21,7 @@ from ..models import load_checkpoint
 from ..recipes import (
     DistillClassifierRecipe,
     DistillT5Recipe,
+    PruneClassifierRecipe,
     build_recipe,
     layer_map,
     n_layers,
@@ -143,18 +146,56 @@ class _PairTeacher:
         return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=pad(rows, 0))
 
 
+def _distilled_student(teacher, r: DistillClassifierRecipe, batch_of) -> tuple[Any, dict[str, Any]]:
+    return build_classifier_student(teacher.model, r), {}
+
+
+def _pruned_student(teacher, r: PruneClassifierRecipe, batch_of) -> tuple[Any, dict[str, Any]]:
+    """The teacher pruned by importance scored on ``importance_batches`` training batches (own RNG stream, so
+    the recovery's batch order does not depend on it)."""
+    from .pruning import prune_by_importance
+
+    order = batch_of.order(random.Random(r.seed + 1))[: r.importance_batches]
+    batches = ({k: v for k, v in batch_of(b).items() if k != "idx"} for b in order)
+    student, plan, scores = prune_by_importance(teacher.model, r, batches)
+    return student, {"prune_plan": plan.to_dict(), "importance_batches_used": len(order), **scores}
+
+
+BUILDERS = {"distill-classifier": _distilled_student, "prune-classifier": _pruned_student}
+
+
+class _Batches:
+    """Training batches of the encoded examples: ``order(rng)`` lists index batches, ``self(b)`` pads one."""
+
+    def __init__(self, ids, types, labels, pad_id: int, batch_size: int):
+        self.ids, self.types, self.labels = ids, types, labels
+        self.pad_id, self.batch_size = pad_id, batch_size
+
+    def order(self, rng: random.Random) -> list[list[int]]:
+        return length_batches(len(self.ids), self.batch_size, [len(x) for x in self.ids], rng)
+
+    def __call__(self, b: list[int]) -> dict[str, Any]:
+        import torch
+
+        x = pad([self.ids[i] for i in b], self.pad_id)
+        batch = {"input_ids": x, "attention_mask": (x != self.pad_id).long(), "labels": self.labels[b],
+                 "idx": torch.tensor(b)}  # fmt: skip
+        if self.types is not None:
+            batch["token_type_ids"] = pad([self.types[i] for i in b], 0)
+        return batch
+
+
 def train_classifier_student(
-    r: DistillClassifierRecipe, out_dir: Path, progress: bool = True
+    r: DistillClassifierRecipe | PruneClassifierRecipe, out_dir: Path, progress: bool = True
 ) -> dict[str, Any]:
+    """Build the student (``BUILDERS[r.kind]``: copied layers, a smaller config, or the pruned teacher) and
+    train it on the teacher's soft targets and the labels."""
     import torch
 
     need_states = bool(r.losses.get("hidden") or r.losses.get("attention"))
     teacher = _load_teacher(r.teacher, attn_eager=bool(r.losses.get("attention")))
     task, rng, train = _train_split(r, teacher, "classification", "sst2")
     tok = teacher.tokenizer
-    student = build_classifier_student(teacher.model, r)
-    if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
-        student.set_attn_implementation("eager")
     items = task_inputs(task, train)  # texts, or (text, text_pair) for a pair task: as training/classifier.py
     pairs = [p for _, p in items] if items and isinstance(items[0], tuple) else None
     texts = [t[0] for t in items] if pairs is not None else items
@@ -163,6 +204,10 @@ def train_classifier_student(
     types = enc.get("token_type_ids") if pairs is not None else None  # segment B is type 1
     labels = torch.tensor(list(train["label"]))
     pad_id = tok.pad_token_id or 0
+    batch_of = _Batches(ids, types, labels, pad_id, r.batch_size)
+    student, extra = BUILDERS[r.kind](teacher, r, batch_of)
+    if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
+        student.set_attn_implementation("eager")
     key = {"task": task.name, "seed": r.seed, "n": len(ids), "max_length": r.max_length}
     if types is not None:
         key["pairs"] = True  # never the first-sentence-only logits cached before pairs were read
@@ -175,13 +220,8 @@ def train_classifier_student(
         projection = torch.nn.Linear(student.config.hidden_size, teacher.model.config.hidden_size)
 
     def batches():
-        for b in length_batches(len(ids), r.batch_size, [len(x) for x in ids], rng):
-            x = pad([ids[i] for i in b], pad_id)
-            batch = {"input_ids": x, "attention_mask": (x != pad_id).long(), "labels": labels[b],
-                     "idx": torch.tensor(b)}  # fmt: skip
-            if types is not None:
-                batch["token_type_ids"] = pad([types[i] for i in b], 0)
-            yield batch
+        for b in batch_of.order(rng):
+            yield batch_of(b)
 
     def loss_fn(model, batch):
         idx = batch.pop("idx")
@@ -206,13 +246,15 @@ def train_classifier_student(
         return _weighted(parts, r.losses)
 
     total = planned_steps(r, len(ids))
+    desc = (f"recover pruned {teacher.spec.name}" if isinstance(r, PruneClassifierRecipe)
+            else f"distill {teacher.spec.name} -> {student.config.num_hidden_layers} layers")  # fmt: skip
     log = train_loop(student, batches, total, r.lr, int(total * r.warmup_ratio), r.time_budget_s, r.weight_decay,
-                     progress=progress, desc=f"distill {teacher.spec.name} -> {student.config.num_hidden_layers} layers",
+                     progress=progress, desc=desc,
                      loss_fn=loss_fn, extra_params=list(projection.parameters()) if projection else None,
                      seed=r.seed)  # fmt: skip
     if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
         student.set_attn_implementation("sdpa")
-    log.update(_student_log(teacher, student, r, len(ids), task.name))
+    log.update(_student_log(teacher, student, r, len(ids), task.name), **extra)
     save_checkpoint(student, tok, out_dir, r, log)
     return log
 
@@ -227,7 +269,8 @@ def _student_log(teacher, student, r, n_examples: int, task: str) -> dict[str, A
         enc, dec = resolve_layers(r, teacher.model.config)
         out.update(encoder_layers=enc, decoder_layers=dec)
     else:
-        out.update(layers=r.layers, layer_map=layer_map(r, teacher.model.config),
+        out.update(layers=layer_map(r, teacher.model.config) if isinstance(r, PruneClassifierRecipe) else r.layers,
+                   layer_map=layer_map(r, teacher.model.config),
                    student_layers=n_layers(student.config), hidden_size=student.config.hidden_size)  # fmt: skip
     return out
 
