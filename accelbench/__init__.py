@@ -15,6 +15,7 @@ from .measure.settings import BenchmarkSettings
 from .methods import get_method, register_method
 from .models import ModelSpec, check_recipe, register_model, resolve_model
 from .records import current_records, read_current, read_records
+from .sensitivity import layer_sensitivity, mixed_precision_search
 from .suite import run_suite
 from .tasks import Task, eval_split, get_task, label_names, load_task, register_task, split_data, task_inputs
 from .training import ensure_trained, load_model
@@ -49,6 +50,8 @@ __all__ = [
     "register_model",
     "register_task",
     "label_names",
+    "layer_sensitivity",
+    "mixed_precision_search",
     "split_data",
     "task_inputs",
     "resolve_model",

@@ -38,6 +38,7 @@ from .models import (
 )
 from .paths import results_dir
 from .records import BASELINE_METHOD
+from .sensitivity import check_block
 from .tasks import get_task, load_task, register_task_from_dict
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class ExperimentConfig:
     methods: list[Any] = field(default_factory=lambda: ["fp32"])  # names or {name: ..., option: ...}
     # benchmark settings of this experiment over the sweep's (e.g. `benchmark: {offline: true}` for one task)
     benchmark: dict[str, Any] = field(default_factory=dict)
+    # notebook 02's per-layer sensitivity and mixed-precision search (``sensitivity.check_block``)
+    sensitivity: dict[str, Any] | None = None
 
     def settings(self, sweep: BenchmarkSettings) -> dict[str, Any]:
         """The benchmark settings this experiment's notebooks get: the sweep's, with its own over them."""
@@ -137,6 +140,7 @@ class ExperimentConfig:
             raise ConfigError(
                 f"experiment on {self.task!r} lists no methods", "add `methods: [fp32, dynamic-int8]`"
             )
+        self.sensitivity = check_block(self.sensitivity)  # before any work
         names = [m.get("name") if isinstance(m, dict) else m for m in self.methods]
         if BASELINE_METHOD not in names:
             self.methods = [BASELINE_METHOD, *self.methods]  # every comparison needs its baseline
@@ -203,16 +207,17 @@ class SweepConfig:
                 raise ConfigError(
                     f"experiment #{i + 1} has no `task:`", "write `- task: sst2` with models and methods"
                 )
-            extra = set(e) - {"task", "models", "methods", "benchmark"}
+            extra = set(e) - {"task", "models", "methods", "benchmark", "sensitivity"}
             if extra:
                 raise ConfigError(f"experiment #{i + 1}: unknown field(s) {', '.join(sorted(extra))}",
-                                  "use task, models, methods, benchmark")  # fmt: skip
+                                  "use task, models, methods, benchmark, sensitivity")  # fmt: skip
             own = e.get("benchmark") or {}
             if not isinstance(own, dict):
                 raise ConfigError(f"experiment #{i + 1}: `benchmark:` must be a mapping of settings, got {own!r}",
                                   "write e.g. `benchmark: {offline: true}`")  # fmt: skip
             exps.append(ExperimentConfig(task=e["task"], models=e.get("models") or [],
-                                         methods=e.get("methods") or ["fp32"], benchmark=dict(own)))  # fmt: skip
+                                         methods=e.get("methods") or ["fp32"], benchmark=dict(own),
+                                         sensitivity=e.get("sensitivity")))  # fmt: skip
         bench = BenchmarkSettings.from_dict(d.pop("benchmark", None))
         for e in exps:  # an experiment's own settings, over the sweep's, validated before any work
             BenchmarkSettings.from_dict({**bench.to_dict(), **e.benchmark})

@@ -117,9 +117,9 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
             runs.append(NotebookRun(BASELINE_NB, out_dir / f"01_baseline__{_slug(e.task, m)}.ipynb",
                                     {**common, "paddings": config.baseline_paddings}))  # fmt: skip
             others = [x for x in e.methods if x != BASELINE_METHOD]
-            if others:
+            if others or e.sensitivity:
                 runs.append(NotebookRun(QUANTIZATION_NB, out_dir / f"02_quantization__{_slug(e.task, m)}.ipynb",
-                                        {**common, "methods": others}))  # fmt: skip
+                                        {**common, "methods": others, "sensitivity": e.sensitivity}))  # fmt: skip
     runs.append(NotebookRun(PARETO_NB, out_dir / "04_pareto.ipynb",
                             {"run_dir": str(config.run_dir), "fraction": config.fraction,
                              "progress": False}))  # fmt: skip

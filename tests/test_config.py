@@ -291,3 +291,22 @@ def test_an_experiment_s_own_benchmark_settings_override_the_sweep_s(tmp_path):
     cfg.write_text(bad.replace("benchmark: {offline_max_batch: 0, min_time_s: 2}", "benchmark: [offline]"))
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(cfg)
+
+
+def test_a_sensitivity_block_reaches_notebook_02_and_bad_ones_fail_before_work(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        textwrap.dedent("""
+        run: x
+        experiments:
+          - {task: sst2, models: [minilm-sst2], methods: [fp32], sensitivity: {methods: [dynamic-int8], n_eval: 50}}
+    """)
+    )
+    runs = [r for r in plan(load_config(cfg)) if "02_quantization" in r.notebook]
+    assert len(runs) == 1 and runs[0].parameters["sensitivity"]["methods"] == ["dynamic-int8"]
+    for bad, match in [("methods: [fp32]", "fp32_units"), ("methods: [dynamic-int8], fraction: 1.5", "fraction"),
+                       ("methods: [dynamic-int8], colour: red", "colour")]:  # fmt: skip
+        cfg.write_text(cfg.read_text().replace(cfg.read_text().split("sensitivity: {")[1].split("}")[0], bad))
+        with pytest.raises(ConfigError, match=match):
+            load_config(cfg)
+        cfg.write_text(cfg.read_text().replace(bad, "methods: [dynamic-int8], n_eval: 50"))

@@ -34,13 +34,22 @@ def test_notebooks_end_to_end(tiny_bert, tiny_t5, tmp_path):
     common = {"run_dir": str(run_dir), "settings": QUICK}
     nb = _execute("01_baseline.ipynb", tmp_path / "01.ipynb", task="sst2", model=str(tiny_bert), **common)
     assert nb["metadata"]["papermill"]["parameters"]["task"] == "sst2"  # the output documents its inputs
-    _execute("02_quantization.ipynb", tmp_path / "02.ipynb", task="sst2", model=str(tiny_bert),
-             methods=["dynamic-int8"], **common)  # fmt: skip
+    sensitivity = {"methods": ["dynamic-int8"], "n_eval": 16, "units": ["layer.0", "classifier"], "max_attempts": 2,
+                   "settings": {"batch_sizes": [4], "min_time_s": 0.05}}  # fmt: skip
+    nb02 = _execute("02_quantization.ipynb", tmp_path / "02.ipynb", task="sst2", model=str(tiny_bert),
+                    methods=["dynamic-int8"], sensitivity=sensitivity, run_dir=str(run_dir),
+                    settings={**QUICK, "offline": True, "offline_max_batch": 16, "op_profile": True})  # fmt: skip
+    text02 = json.dumps([o for c in nb02["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])])
+    assert "Offline batch-size search" in text02 or "offline (samples/s)" in text02
+    assert "matmul" in text02  # the operator-share table
+    assert "No sensitivity pass" not in text02 and "fp32_units" in text02
     _execute("01_baseline.ipynb", tmp_path / "01t5.ipynb", task="multi30k", model=str(tiny_t5), paddings=["dynamic"],
              **common)  # fmt: skip
     nb = _execute("04_pareto.ipynb", tmp_path / "04.ipynb", run_dir=str(run_dir))
     df = read_records(run_dir)
-    assert set(df["method"]) == {"fp32", "dynamic-int8"}
+    assert {m.split("[")[0] for m in df["method"]} == {"fp32", "dynamic-int8"}
+    assert df["method"].str.contains("fp32_units=", regex=False).any()  # the mixed-precision attempts
+    assert (df["scenario"] == "offline").any()
     assert set(df["task"]) == {"sst2", "multi30k"}
     assert (df["status"] == "ok").all()
     # fixed-length padding was measured by the baseline notebook beside dynamic padding

@@ -10,6 +10,9 @@ Every method exports the model into a temporary folder that the variant's predic
 - t5 family: ``export.onnx_t5.export_t5`` (encoder and one-token decoder graphs, checked against
   ``generate``), then ``_finish_seq2seq``: nothing, or ``quantize_dynamic`` of both graphs.
 
+The int8 methods take ``fp32_units``: the nodes of those units (``methods.units.onnx_node_units``) are
+passed to the quantizer as ``nodes_to_exclude`` and stay float.
+
 ``onnxruntime``/``onnx`` are imported lazily: without them this module imports and the methods report
 themselves unavailable.
 """
@@ -50,6 +53,7 @@ from .calibration import (
     calibration_texts,
     check_calibration_options,
 )
+from .units import FallbackUnits, fallback_details, normalize_units_field, onnx_exclusions, onnx_node_units
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +113,18 @@ class OrtFP32Options(OrtOptions):
 
 @dataclass(frozen=True)
 class OrtQuantOptions(OrtOptions):
-    """``per_channel``: one weight scale per output column; ``reduce_range``: 7-bit weights (None: auto)."""
+    """``per_channel``: one weight scale per output column; ``reduce_range``: 7-bit weights (None: auto);
+    ``fp32_units``: units (``methods.units.units(model)``) whose nodes the quantizer leaves float."""
 
     per_channel: bool = False
     reduce_range: bool | None = None
+    fp32_units: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_bool("per_channel", self.per_channel)
         check_bool("reduce_range", self.reduce_range, allow_none=True)
+        normalize_units_field(self)
 
 
 @dataclass(frozen=True)
@@ -251,8 +258,17 @@ class OrtFP32(_OrtMethod):
     Options = OrtFP32Options
 
 
+class _OrtQuantMethod(FallbackUnits, _OrtMethod):
+    """An int8 ONNX Runtime method: ``fp32_units`` checked against the model before the export."""
+
+    def apply(self, loaded) -> Variant:
+        self.check(loaded.family)
+        self.fallback_units(loaded)  # an unknown unit fails before any work
+        return super().apply(loaded)
+
+
 @register_method
-class OrtDynamicInt8(_OrtMethod):
+class OrtDynamicInt8(_OrtQuantMethod):
     """``quantize_dynamic`` of the optimized graph: int8 weights (QInt8), uint8 activations per batch.
 
     ``per_channel=False``: one scale per weight tensor, like PyTorch's ``dynamic-int8``; ``True`` gives one
@@ -273,35 +289,46 @@ class OrtDynamicInt8(_OrtMethod):
     def _finish(self, loaded, work: Path, graph: Path, details: dict[str, Any]) -> Path:
         out = work / "int8" / "model.onnx"
         out.parent.mkdir(parents=True, exist_ok=True)
-        pre, reduce_range = self._quantize(graph, work / "preprocessed" / "model.onnx", out)
-        details["quantization"] = self._dynamic_details(pre, reduce_range, [out])
+        pre, reduce_range, excluded, found = self._quantize(
+            loaded, graph, work / "preprocessed" / "model.onnx", out
+        )
+        details["quantization"] = {**self._dynamic_details(pre, reduce_range, [out]),
+                                   **fallback_details(self.opts.fp32_units, excluded, found)}  # fmt: skip
         return out
 
     def _finish_seq2seq(self, loaded, work: Path, folder: Path, details: dict[str, Any]) -> Path:
         out = work / "int8"
         out.mkdir(parents=True, exist_ok=True)
+        excluded: list[str] = []
+        found: set[str] = set()
         for name in (ENCODER_FILE, DECODER_FILE):
             # weights only: the attention products (query x key, weights x value) have no constant side
-            pre, reduce_range = self._quantize(folder / name, work / "preprocessed" / name, out / name,
-                                               MatMulConstBOnly=True)  # fmt: skip
-        details["quantization"] = self._dynamic_details(
-            pre, reduce_range, [out / ENCODER_FILE, out / DECODER_FILE]
-        )
+            pre, reduce_range, ex, units = self._quantize(loaded, folder / name, work / "preprocessed" / name,
+                                                          out / name, MatMulConstBOnly=True)  # fmt: skip
+            excluded, found = excluded + ex, found | units
+        details["quantization"] = {
+            **self._dynamic_details(pre, reduce_range, [out / ENCODER_FILE, out / DECODER_FILE]),
+            **fallback_details(self.opts.fp32_units, excluded, found),
+        }
         return out
 
     def _quantize(
-        self, src: Path, preprocessed: Path, dst: Path, **extra: Any
-    ) -> tuple[dict[str, Any], bool]:
-        """Pre-process ``src``, quantize it into ``dst``; returns the pre-processing and reduce_range."""
+        self, loaded, src: Path, preprocessed: Path, dst: Path, **extra: Any
+    ) -> tuple[dict[str, Any], bool, list[str], set[str]]:
+        """Pre-process ``src``, quantize it into ``dst`` (the ``fp32_units`` nodes left float); returns the
+        pre-processing, reduce_range, the nodes left float and their units."""
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         pre = preprocess_for_quantization(src, preprocessed)
         reduce_range = _reduce_range(self.opts.reduce_range)
+        units, kept = self.fallback_units(loaded)
+        node_units = onnx_node_units(preprocessed, loaded.model, units) if kept else {}
+        excluded = onnx_exclusions(node_units, kept)
         quantize_dynamic(
             str(preprocessed), str(dst), weight_type=QuantType.QInt8, per_channel=self.opts.per_channel,
-            reduce_range=reduce_range, extra_options=quant_extra_options(**extra),
+            reduce_range=reduce_range, nodes_to_exclude=excluded, extra_options=quant_extra_options(**extra),
         )  # fmt: skip
-        return pre, reduce_range
+        return pre, reduce_range, excluded, {node_units[n] for n in excluded}
 
     def _dynamic_details(self, pre: dict[str, Any], reduce_range: bool, graphs: list[Path]) -> dict[str, Any]:
         ops: dict[str, int] = {}
@@ -316,7 +343,7 @@ class OrtDynamicInt8(_OrtMethod):
 
 
 @register_method
-class OrtStaticInt8(_OrtMethod):
+class OrtStaticInt8(_OrtQuantMethod):
     """QDQ static quantization of the optimized graph, calibrated on the task's training texts.
 
     Options: ``calibration`` (minmax | entropy | percentile), ``samples`` (training texts, seeded draw, one
@@ -345,6 +372,9 @@ class OrtStaticInt8(_OrtMethod):
         texts = calibration_texts(task, o.samples)
         src = work / "preprocessed" / "model.onnx"
         pre = preprocess_for_quantization(graph, src)
+        units, kept = self.fallback_units(loaded)
+        node_units = onnx_node_units(src, loaded.model, units) if kept else {}
+        excluded = onnx_exclusions(node_units, kept)
         reader = calibration_reader(loaded.tokenizer, texts, graph_inputs(src), loaded.spec.prefix)
         method = {
             "minmax": CalibrationMethod.MinMax,
@@ -361,7 +391,7 @@ class OrtStaticInt8(_OrtMethod):
                 str(src), str(out), reader, quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(STATIC_OP_TYPES), per_channel=o.per_channel,
                 reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method=method,
+                calibrate_method=method, nodes_to_exclude=excluded,
                 # despite its name, quantize_static applies this stride to every calibrator: it collects one
                 # batch per call, so the histogram calibrators never stack batches of different lengths
                 # (which fails) nor keep every activation of the calibration set in memory
@@ -374,5 +404,6 @@ class OrtStaticInt8(_OrtMethod):
             "seed": CALIBRATION_SEED, "per_channel": o.per_channel, "reduce_range": reduce_range,
             "activation_type": "QUInt8", "weight_type": "QInt8", "op_types": list(STATIC_OP_TYPES),
             "vnni": supports_int8_vnni(), "quantized_ops": quantized_ops(out),
+            **fallback_details(kept, excluded, {node_units[n] for n in excluded}),
         }  # fmt: skip
         return out

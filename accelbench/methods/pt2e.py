@@ -46,6 +46,7 @@ from ..export.onnx_graph import split_pairs
 from ..runtimes.torch import CompiledPredictor
 from .base import Method, Variant, register_method
 from .calibration import DEFAULT_SAMPLES, calibration_task, calibration_texts, check_calibration_options
+from .units import FallbackUnits, normalize_units_field, pt2e_linear_units, pt2e_roots
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +112,20 @@ class CompiledClassifier:
 
 @dataclass(frozen=True)
 class Pt2eOptions:
-    """``samples``: calibration texts, a seeded draw from ``task``'s training split (None: the model's)."""
+    """``samples``: calibration texts, a seeded draw from ``task``'s training split (None: the model's);
+    ``fp32_units``: units (``methods.units.units(model)``) left without a qconfig, so float32."""
 
     samples: int = DEFAULT_SAMPLES
     task: str | None = None
+    fp32_units: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_calibration_options(self.samples, self.task)
+        normalize_units_field(self)
 
 
 @register_method
-class Pt2eInt8(Method):
+class Pt2eInt8(FallbackUnits, Method):
     """PT2E static int8 with ``X86InductorQuantizer``, compiled by TorchInductor."""
 
     name = "pt2e-int8"
@@ -139,6 +143,7 @@ class Pt2eInt8(Method):
 
     def apply(self, loaded) -> Variant:
         self.check(loaded.family)
+        units, kept = self.fallback_units(loaded)
         import torch
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -155,6 +160,8 @@ class Pt2eInt8(Method):
             warnings.simplefilter("ignore")
             quantizer = xiq.X86InductorQuantizer()
             quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+            for root in pt2e_roots(units, kept, exported):  # no qconfig: the unit stays float32
+                quantizer.set_module_name_qconfig(root, None)
             prepared = prepare_pt2e(exported, quantizer)
             task = calibration_task(loaded, self.opts.task)
             texts = calibration_texts(task, self.opts.samples)
@@ -183,6 +190,7 @@ class Pt2eInt8(Method):
             agree += int((out.argmax(-1) == ref.argmax(-1)).sum())
             total += len(b)
         compile_s = time.perf_counter() - t0
+        linears = pt2e_linear_units(converted, units)
         q_ops = sum(
             1 for n in converted.graph.nodes if str(n.target).split(".")[-2:-1] == ["quantize_per_tensor"]
         )
@@ -192,6 +200,10 @@ class Pt2eInt8(Method):
             "calibration_samples": len(texts),
             "quantizer": "X86InductorQuantizer(default: int8 per-channel weights, uint8 per-tensor activations)",
             "activation_quantize_ops": q_ops,
+            "fp32_units": list(kept),
+            "int8_linear_ops": sum(c["int8"] for c in linears.values()),
+            "fp32_linear_ops": sum(c["fp32"] for c in linears.values()),
+            "linear_ops_by_unit": linears,
             "inductor_options": dict(INDUCTOR_OPTIONS),
             "quantize_s": round(quantize_s, 2),
             "compile_s": round(compile_s, 2),
