@@ -33,7 +33,9 @@ from .measure.opprofile import DEFAULT_CALLS, profile_ops
 from .methods import get_method, list_methods
 from .models import MODELS, apply_task_prefix, resolve_model
 from .notebook import quiet_library_warnings
+from .paths import results_dir
 from .report import build_report
+from .sensitivity import run_block
 from .serving import batch_infer, curves, load_command, plan_report, server
 from .suite import Failure, run_suite, time_breakdown
 from .tasks import TASKS, eval_split, get_task, task_inputs
@@ -189,6 +191,23 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    """Per-unit sensitivity of one int8 method and the mixed-precision search, recorded in a run's records."""
+    block = {"methods": [args.method], "fraction": args.fraction, "n_eval": args.n_eval,
+             "max_attempts": args.max_attempts, "units": args.units}  # fmt: skip
+    run_dir = Path(args.results_dir or results_dir()) / args.run
+    for label, (table, search) in run_block(
+        args.task, args.model, run_dir, block, progress=not args.quiet
+    ).items():
+        print(f"\n{label} on {args.task}: units, most harmful to quantize first")
+        print(table.to_string(index=False))
+        print("\nmixed-precision search:")
+        print(search.to_string(index=False))
+        print(search.attrs.get("message", ""))
+    print(f"\nrecords: {run_dir / 'records.jsonl'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accelbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -244,6 +263,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-new-tokens", type=int, default=64, help="seq2seq: generation limit")
     pr.add_argument("--json", action="store_true", help="the whole profile as JSON")
     pr.set_defaults(fn=cmd_profile)
+
+    se = sub.add_parser(
+        "sensitivity", help="per-layer sensitivity of an int8 method and a mixed-precision search"
+    )
+    se.add_argument("--task", required=True, help="e.g. sst2")
+    se.add_argument("--model", required=True, help="a registered model or a checkpoint path")
+    se.add_argument(
+        "--method", required=True, help="dynamic-int8, ort-dynamic-int8, ort-static-int8 or pt2e-int8"
+    )
+    se.add_argument("--fraction", type=float, default=0.99, help="the floor: this share of fp32's metric")
+    se.add_argument("--n-eval", type=int, help="evaluate on the first n examples (default: all)")
+    se.add_argument("--max-attempts", type=int, help="at most this many search attempts")
+    se.add_argument(
+        "--units", nargs="+", help="candidate units, e.g. layer.3 layer.5 classifier (default: all)"
+    )
+    se.add_argument("--run", default="sensitivity", help="run name (folder under results/)")
+    se.add_argument("--results-dir", help="where runs are written (default: results/)")
+    se.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    se.set_defaults(fn=cmd_sensitivity)
 
     s = sub.add_parser("summary", help="(re)write summary.md of a run")
     s.add_argument("run_dir")

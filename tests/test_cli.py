@@ -93,3 +93,22 @@ def test_failures_come_last_with_cause_and_fix_and_set_the_exit_code(capsys):
         "  notebook sst2 · 01_baseline__sst2__bad.ipynb: ModelError: cannot load (header too large)\n"
         "    fix: check the checkpoint"
     )
+
+
+def test_profile_prints_operator_shares_and_refuses_bad_sizes(tiny_bert, capsys):
+    argv = ["profile", "--task", "sst2", "--model", str(tiny_bert), "--method", "fp32", "--calls", "1"]
+    assert main([*argv, "--batch-size", "4"]) == 0
+    assert "matmul" in capsys.readouterr().out
+    assert main([*argv, "--batch-size", "0"]) == 2
+    assert "fix: use e.g. --batch-size 1" in capsys.readouterr().err
+
+
+def test_sensitivity_refuses_a_method_without_fallback_and_a_unit_that_does_not_exist(
+    tiny_bert, tmp_path, capsys
+):
+    argv = ["sensitivity", "--task", "sst2", "--model", str(tiny_bert), "--results-dir", str(tmp_path)]
+    assert main([*argv, "--method", "fp32"]) == 2
+    assert "no fp32_units option" in capsys.readouterr().err
+    assert main([*argv, "--method", "dynamic-int8", "--units", "layer.9"]) == 2
+    assert "its units are layer.0" in capsys.readouterr().err
+    assert not (tmp_path / "sensitivity" / "records.jsonl").exists()  # refused before any work
