@@ -27,7 +27,7 @@ from .formatting import (
 )
 from .frontier import cost_interval, frontier, frontier_table, objective_rows_or_none
 from .objectives import BATCH_SCENARIO, DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
-from .selection import task_records
+from .selection import baseline_row, task_records
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +191,9 @@ def _pick_baseline(table: pd.DataFrame, task: str, obj: Objective, baseline: str
             f"task {task!r} has no {BASELINE_METHOD} variant with a {obj.name} measurement to compare against",
             f"benchmark the {BASELINE_METHOD} variant of the model too, or pass baseline='<model>:<method>'",
         )
-    # highest metric; ties go to the faster one (table is sorted fastest first)
-    return fp32.loc[fp32["metric"].idxmax()] if fp32["metric"].notna().any() else fp32.iloc[0]
+    # an original model's best fp32; ties go to the faster one (table is sorted fastest first)
+    best = baseline_row(fp32)
+    return best if best is not None else fp32.iloc[0]
 
 
 def recommend_from_frontier(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..exceptions import DataError
-from ..records import OK_STATUS, SKIPPED_STATUS, TIMEOUT_STATUS, current_records
+from ..records import BASELINE_METHOD, OK_STATUS, SKIPPED_STATUS, TIMEOUT_STATUS, current_records
 
 # Statuses of a variant this machine could not measure (a missing kernel, a time limit): never plotted or
 # ranked, and listed apart from real failures in summary.md.
@@ -19,6 +19,23 @@ def ok_mask(records: pd.DataFrame) -> pd.Series:
     if "status" not in records.columns:
         return pd.Series(True, index=records.index)
     return records["status"] == OK_STATUS
+
+
+def baseline_row(rows: pd.DataFrame) -> pd.Series | None:
+    """The task's baseline: the best-scoring fp32 of an original model, i.e. one that is nobody's student
+    (no ``teacher`` in its record), else of any model; ties go to the first row. None without a scored fp32.
+
+    A pruned or distilled model can score above its teacher on one split; its speed-ups are still told
+    against the model it was made from.
+    """
+    if "method" not in rows.columns or "metric" not in rows.columns:
+        return None
+    fp32 = rows[(rows["method"] == BASELINE_METHOD) & rows["metric"].notna()]
+    if fp32.empty:
+        return None
+    if "teacher" in fp32.columns and fp32["teacher"].isna().any():
+        fp32 = fp32[fp32["teacher"].isna()]
+    return fp32.loc[fp32["metric"].astype(float).idxmax()]
 
 
 def not_run_mask(records: pd.DataFrame) -> pd.Series:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 
 from ..records import BASELINE_METHOD
+from .selection import baseline_row
 
 if TYPE_CHECKING:  # matplotlib is imported lazily so that importing the analysis stays cheap
     from matplotlib.axes import Axes
@@ -114,12 +115,9 @@ def batch_size_axis(ax: Axes, sizes: Sequence[float], axis: str = "x") -> None:
 
 def quality_floor(records: pd.DataFrame, fraction: float) -> tuple[float, str] | None:
     """The recommendation's floor: ``fraction`` of the best fp32 metric, and its name; None without fp32."""
-    if "method" not in records.columns or "metric" not in records.columns:
+    best = baseline_row(records)
+    if best is None:
         return None
-    fp32 = records[(records["method"] == BASELINE_METHOD) & records["metric"].notna()]
-    if fp32.empty:
-        return None
-    best = fp32.loc[fp32["metric"].astype(float).idxmax()]
     return fraction * float(best["metric"]), str(best.get("variant", BASELINE_METHOD))
 
 

@@ -32,7 +32,7 @@ from .markdown import (
 )
 from .objectives import DEFAULT_BATCH_SIZE, DEFAULT_OBJECTIVE, Objective, get_objective
 from .recommend import DEFAULT_FRACTION, Recommendation, paired_speedup, recommendation_or_reason
-from .selection import ok_mask
+from .selection import baseline_row, ok_mask
 
 VARIANT = "variant"
 FRONTIER_MARK = "✓"
@@ -108,13 +108,8 @@ def variant_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_baseline(rows: pd.DataFrame) -> pd.Series | None:
-    """The task's baseline as the recommendation picks it: the best-scoring fp32 variant; None without one."""
-    if "method" not in rows.columns or "metric" not in rows.columns:
-        return None
-    fp32 = rows[(rows["method"] == BASELINE_METHOD) & rows["metric"].notna()].drop_duplicates(VARIANT)
-    if fp32.empty:
-        return None
-    return fp32.loc[fp32["metric"].astype(float).idxmax()]
+    """The task's baseline as the recommendation picks it (``selection.baseline_row``); None without one."""
+    return baseline_row(rows.drop_duplicates(VARIANT) if VARIANT in rows.columns else rows)
 
 
 def _is_teacher(rows: pd.DataFrame, model: object) -> bool:

@@ -41,3 +41,19 @@ def test_only_errors_still_raise():
     with pytest.raises(DataError, match="are errors") as info:
         task_records(frame, "t")
     assert "1 more skipped" in info.value.message
+
+
+def test_the_baseline_is_an_original_model_s_fp32_even_when_a_student_scores_higher():
+    import pandas as pd
+
+    from accelbench.analysis.selection import baseline_row
+
+    rows = pd.DataFrame([
+        {"variant": "big:fp32", "method": "fp32", "metric": 0.877, "teacher": None},
+        {"variant": "pruned:fp32", "method": "fp32", "metric": 0.880, "teacher": "big"},
+        {"variant": "pruned:int8", "method": "int8", "metric": 0.890, "teacher": "big"},
+    ])  # fmt: skip
+    assert baseline_row(rows)["variant"] == "big:fp32"
+    assert baseline_row(rows[rows["teacher"].notna()])["variant"] == "pruned:fp32"  # students only: the best
+    assert baseline_row(rows.drop(columns="teacher"))["variant"] == "pruned:fp32"  # older records: the best
+    assert baseline_row(rows[rows["method"] != "fp32"]) is None
