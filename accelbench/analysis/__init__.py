@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from . import onnx_tables, op_tables, plots, sensitivity_plots, tables, teacher_tables
+from . import offline_plot, onnx_tables, op_tables, plots, sensitivity_plots, tables, teacher_tables
 from .busy import busy_mask, busy_warning
 from .comparison import Comparison, compare_leaders
 from .confirmation import confirmation_section, confirmation_table, confirmation_targets, read_confirmations
@@ -91,6 +91,7 @@ __all__ = [
     "tables",
     "teacher_tables",
     "onnx_tables",
+    "offline_plot",
     "op_tables",
     "sensitivity_plots",
     "task_records",

@@ -191,6 +191,28 @@ def _norm_scopes(model) -> Iterator[None]:
             h.remove()
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 while the profiler runs: libkineto prints a ``USDT: profiler_start/stop``
+    line there on every start and stop, whatever KINETO_LOG_LEVEL says, into every notebook that profiles.
+    Python-level warnings and exceptions are unaffected (a failure still raises)."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (an embedded interpreter): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _torch_profile(predictor, run: Callable[[], Any], calls: int, warmup: int, top: int) -> dict[str, Any]:
     """Self CPU time per operator over ``calls`` batches; the profiler's own first step is a discarded warm-up."""
     from torch.profiler import ProfilerActivity, profile, schedule
@@ -200,6 +222,7 @@ def _torch_profile(predictor, run: Callable[[], Any], calls: int, warmup: int, t
     active = schedule(wait=0, warmup=1, active=calls, repeat=1)
     with (
         _norm_scopes(getattr(predictor, "model", None)),
+        _quiet_native_stderr(),
         profile(activities=[ProfilerActivity.CPU], schedule=active) as prof,
     ):
         run()

@@ -120,3 +120,28 @@ def test_speedup_plot_compares_each_model_with_its_own_fp32():
     ax = plots.speedup_and_quality(make_records()).axes[0]  # a teacher-sized and a tiny model
     lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
     assert lines["tiny-sst2:fp32"] == [1.0] and lines["minilm-sst2:dynamic-int8"] == [2.1]
+
+
+def test_the_offline_search_plot_draws_each_variant_s_probes_and_rings_the_chosen_size():
+    import json
+
+    import pandas as pd
+
+    from accelbench.analysis.offline_plot import offline_search_plot
+
+    def row(variant, chosen, curve):
+        steps = [{"batch_size": b, "throughput": t, "status": "ok" if t else "over_memory"} for b, t in curve]
+        return {
+            "variant": variant,
+            "scenario": "offline",
+            "batch_size": chosen,
+            "offline_curve": json.dumps(steps),
+        }
+
+    records = pd.DataFrame([row("m:fp32", 16, [(8, 100.0), (16, 120.0), (32, 121.0)]),
+                            row("m:int8", 32, [(8, 200.0), (16, 260.0), (32, 300.0), (64, None)])])  # fmt: skip
+    fig = offline_search_plot(records)
+    ax = fig.axes[0]
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [3, 3]  # the failed 64 is not drawn
+    assert [list(c.get_offsets()[:, 0]) for c in ax.collections] == [[16.0], [32.0]]  # the chosen sizes
+    assert offline_search_plot(pd.DataFrame({"variant": ["m:fp32"], "scenario": ["batch"]})) is None
