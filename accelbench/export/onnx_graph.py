@@ -46,14 +46,18 @@ def optimize_graph(src: str | os.PathLike, dst: str | os.PathLike, config) -> di
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     # a pruned layer's attention width (heads x head size) is below the model's width, which the fusion warns
     # about once per layer; the Attention operator takes the two widths apart (checked against PyTorch)
-    fusion_log = logging.getLogger("onnxruntime.transformers.fusion_attention")
-    level = fusion_log.level
-    if per_layer:
-        fusion_log.setLevel(logging.ERROR)
+    # (ORT's transformers folder is on sys.path, so its logger is named "fusion_attention" as well)
+    fusion_logs = [
+        logging.getLogger(n) for n in ("fusion_attention", "onnxruntime.transformers.fusion_attention")
+    ]
+    levels = [log.level for log in fusion_logs]
+    for log in fusion_logs if per_layer else []:
+        log.setLevel(logging.ERROR)
     try:
         opt = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
     finally:
-        fusion_log.setLevel(level)
+        for log, level in zip(fusion_logs, levels, strict=True):
+            log.setLevel(level)
     out: dict[str, Any] = {"model_type": "bert", "num_heads": num_heads, "hidden_size": hidden_size}
     if per_layer:
         out["heads_per_layer"] = list(per_layer)
