@@ -1,10 +1,11 @@
 """Training recipes: the dataclasses that say how a model is made, checked before any work, and a registry.
 
 A recipe's fields, with every default filled in, are hashed into the model's cache key: changing any of them
-trains a new checkpoint. Five kinds: ``classifier`` (fine-tune a BERT-family checkpoint), ``t5-scratch``
+trains a new checkpoint. Six kinds: ``classifier`` (fine-tune a BERT-family checkpoint), ``t5-scratch``
 (train a compact T5 and its tokenizer), and the students ``distill-classifier`` (copied teacher layers or a
-smaller config), ``distill-t5`` (maximally spaced teacher blocks) and ``prune-classifier`` (the teacher's
-least important heads and FFN neurons removed, then recovered with KD). A student's config is derived here from
+smaller config), ``distill-t5`` (maximally spaced teacher blocks), ``prune-classifier`` (the teacher's
+least important heads and FFN neurons removed, then recovered with KD) and ``prune-t5`` (a T5's least
+important FFN neurons removed, then recovered as distill-t5 trains). A student's config is derived here from
 its teacher's config, so a student that does not fit its teacher is refused before training.
 
 Every recipe is budgeted in optimizer steps, so the same recipe, seed and thread count make the same weights
@@ -293,10 +294,25 @@ class DistillT5Recipe:
                                   f"got {v!r}", f"write e.g. `{name}: [0, 2]`")  # fmt: skip
 
 
-def _share(name: str, value: Any) -> None:
+def _share(name: str, value: Any, kind: str = "prune-classifier") -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise ConfigError(f"prune-classifier: {name} is the share of {name} to remove, in [0, 1); got {value!r}",
+        raise ConfigError(f"{kind}: {name} is the share of {name} to remove, in [0, 1); got {value!r}",
                           f"write e.g. `{name}: 0.5` (remove half), or `{name}: 0` to keep all")  # fmt: skip
+
+
+def _check_pruning(r: Any) -> None:
+    """scope, importance_loss and importance_batches of a prune recipe."""
+    if r.scope not in PRUNE_SCOPES:
+        raise ConfigError(f"{r.kind}: scope must be one of {', '.join(PRUNE_SCOPES)}, got {r.scope!r}",
+                          "use `scope: global` or `scope: layer`")  # fmt: skip
+    if r.importance_loss not in IMPORTANCE_LOSSES:
+        raise ConfigError(f"{r.kind}: importance_loss must be one of {', '.join(IMPORTANCE_LOSSES)}, got "
+                          f"{r.importance_loss!r} (KD against the scored model's own outputs has a zero gradient)",
+                          "use `importance_loss: ce` (gold targets) or `pseudo` (the model's own argmax)")  # fmt: skip
+    n = r.importance_batches
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ConfigError(f"{r.kind}: importance_batches must be a positive whole number, got {n!r}",
+                          "write e.g. `importance_batches: 32`")  # fmt: skip
 
 
 @dataclass
@@ -335,25 +351,60 @@ class PruneClassifierRecipe:
         _check_losses(self.losses, PRUNE_LOSSES, "prune-classifier")
         _share("heads", self.heads)
         _share("ffn", self.ffn)
-        if self.scope not in PRUNE_SCOPES:
-            raise ConfigError(f"prune-classifier: scope must be one of {', '.join(PRUNE_SCOPES)}, got "
-                              f"{self.scope!r}", "use `scope: global` or `scope: layer`")  # fmt: skip
-        if self.importance_loss not in IMPORTANCE_LOSSES:
-            raise ConfigError(f"prune-classifier: importance_loss must be one of {', '.join(IMPORTANCE_LOSSES)}, "
-                              f"got {self.importance_loss!r}", "use `importance_loss: ce`")  # fmt: skip
-        n = self.importance_batches
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ConfigError(f"prune-classifier: importance_batches must be a positive whole number, got {n!r}",
-                              "write e.g. `importance_batches: 32`")  # fmt: skip
+        _check_pruning(self)
         if self.layers is not None and (not isinstance(self.layers, list) or not self.layers):
             raise ConfigError(f"layers must be a non-empty list of teacher layer indices or null, got {self.layers!r}",
                               "write e.g. `layers: [0, 2, 4]`, or `layers: null` to keep every layer")  # fmt: skip
 
 
+@dataclass
+class PruneT5Recipe:
+    """Structured pruning of a T5's feed-forward neurons (Michel et al. 2019's importance, as prune-classifier):
+    score each neuron of every decoder (and encoder) block by |d loss / d mask| over ``importance_batches``
+    batches, remove the lowest ``decoder_ffn`` / ``encoder_ffn`` shares, then recover exactly as ``distill-t5``
+    trains its student (word-level KD from the unpruned teacher and CE, Adafactor)."""
+
+    FAMILY: ClassVar[str] = "t5"
+    STUDENT: ClassVar[bool] = True
+    kind: str = "prune-t5"
+    teacher: str = "t5-multi30k"
+    task: str | None = None  # None = the teacher's task
+    decoder_ffn: float = 0.5  # share of the decoder's FFN neurons removed
+    encoder_ffn: float = 0.0  # share of the encoder's FFN neurons removed
+    scope: str = "global"  # "global": ranked across blocks (scores normalised per block); "layer": per block
+    importance_batches: int = 32  # train-split batches (of batch_size) the importance scores sum over
+    importance_loss: str = "ce"  # "ce": gold targets; "pseudo": the teacher's own argmax next tokens
+    losses: dict[str, float] = field(default_factory=lambda: {"kd": 1.0, "ce": 1.0})  # recovery
+    temperature: float = 1.0
+    targets: str = "gold"  # or "pseudo": the teacher's greedy translations of the train sources
+    train_size: int | None = None
+    epochs: float | None = None
+    max_steps: int | None = 1000  # as t5-multi30k-half
+    batch_size: int = 64
+    lr: float = 3e-3  # Adafactor, fine-tuning the teacher's own weights
+    warmup_steps: int = 50
+    max_length: int = 64
+    time_budget_s: float | None = None  # an explicit wall-clock cap (budget "time"); None = steps only
+    bf16: bool | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_losses(self.losses, T5_LOSSES, self.kind)
+        if self.targets not in T5_TARGETS:
+            raise ConfigError(f"targets must be one of {', '.join(T5_TARGETS)}, got {self.targets!r}",
+                              "use `targets: gold` or `targets: pseudo`")  # fmt: skip
+        _share("decoder_ffn", self.decoder_ffn, self.kind)
+        _share("encoder_ffn", self.encoder_ffn, self.kind)
+        _check_pruning(self)
+
+
 RECIPES: Registry[type] = Registry(
-    "training recipe", "use kind: classifier, t5-scratch, distill-classifier, distill-t5 or prune-classifier"
+    "training recipe",
+    "use kind: classifier, t5-scratch, distill-classifier, distill-t5, prune-classifier or prune-t5",
 )
-for _cls in (ClassifierRecipe, T5Recipe, DistillClassifierRecipe, DistillT5Recipe, PruneClassifierRecipe):
+for _cls in (ClassifierRecipe, T5Recipe, DistillClassifierRecipe, DistillT5Recipe, PruneClassifierRecipe,
+             PruneT5Recipe):  # fmt: skip
     RECIPES.register(_cls.kind, _cls)
 
 
@@ -470,11 +521,57 @@ def prune_counts(r: PruneClassifierRecipe, tcfg) -> dict[str, Any]:
     return out
 
 
+PRUNABLE_T5_TYPES = ("t5", "accelbench-pruned-t5")
+
+
+def t5_ffn_sizes(cfg) -> tuple[list[int], list[int]]:
+    """FFN neurons of each encoder and decoder block of a T5 config (a pruned one lists its own per block)."""
+    enc = getattr(cfg, "encoder_ff_per_layer", None) or [int(cfg.d_ff)] * int(cfg.num_layers)
+    dec = getattr(cfg, "decoder_ff_per_layer", None) or [int(cfg.d_ff)] * int(
+        cfg.num_decoder_layers or cfg.num_layers
+    )
+    return list(enc), list(dec)
+
+
+def prune_t5_counts(r: PruneT5Recipe, tcfg) -> dict[str, Any]:
+    """What a prune-t5 recipe removes, checked before any work: the FFN sizes of the teacher's encoder and
+    decoder blocks, and how many neurons go from each stack (a list per block for ``scope: layer``, a total
+    for ``global``). Counts round down; a block always keeps one neuron."""
+    mtype = getattr(tcfg, "model_type", None)
+    if mtype not in PRUNABLE_T5_TYPES:
+        raise ConfigError(f"prune-t5 prunes T5 models; teacher {r.teacher!r} is a {mtype or type(tcfg).__name__}",
+                          "use a T5 teacher (t5-multi30k, a distill-t5 or prune-t5 student of it, or a T5 "
+                          "checkpoint such as t5-small); prune-classifier prunes BERT classifiers")  # fmt: skip
+    enc, dec = t5_ffn_sizes(tcfg)
+    out: dict[str, Any] = {"encoder_ff_per_layer": enc, "decoder_ff_per_layer": dec}
+    for name, share, sizes in (("encoder_ffn", r.encoder_ffn, enc), ("decoder_ffn", r.decoder_ffn, dec)):
+        if r.scope == "layer":
+            out[f"remove_{name}"] = [min(s - 1, int(share * s + 1e-9)) for s in sizes]
+            continue
+        total, room = int(share * sum(sizes) + 1e-9), sum(sizes) - len(sizes)
+        if total > room:
+            raise ConfigError(f"prune-t5: {name}: {share} would remove {total} of the {sum(sizes)} FFN neurons of "
+                              f"teacher {r.teacher!r}'s {len(sizes)} blocks, leaving a block without any",
+                              f"use {name} <= {room / sum(sizes):.3f} (one neuron per block stays)")  # fmt: skip
+        out[f"remove_{name}"] = total
+    return out
+
+
 def student_config(r, tcfg):
     """The student's config, derived from the teacher's; raises before training when it does not fit.
 
     A pruned student's config is known only after scoring; here it is the plan's sizes as if each layer
     lost its share (exact for ``scope: layer``)."""
+    if isinstance(r, PruneT5Recipe):
+        c = prune_t5_counts(r, tcfg)
+        sizes = {}
+        for name, share in (("encoder", r.encoder_ffn), ("decoder", r.decoder_ffn)):
+            rm = c[f"remove_{name}_ffn"]
+            sizes[name] = [max(1, f - (rm[i] if isinstance(rm, list) else int(share * f + 1e-9)))
+                           for i, f in enumerate(c[f"{name}_ff_per_layer"])]  # fmt: skip
+        from .architectures.pruned_t5 import pruned_config as pruned_t5_config
+
+        return pruned_t5_config(tcfg, sizes["encoder"], sizes["decoder"])
     if isinstance(r, PruneClassifierRecipe):
         c = prune_counts(r, tcfg)
         rm_h, rm_f = c["remove_heads"], c["remove_ffn"]
@@ -489,6 +586,9 @@ def student_config(r, tcfg):
     if isinstance(r, DistillT5Recipe):
         enc, dec = resolve_layers(r, tcfg)
         cfg.num_layers, cfg.num_decoder_layers = len(enc), len(dec)
+        if getattr(cfg, "encoder_ff_per_layer", None) is not None:  # a pruned teacher: its blocks' own sizes
+            cfg.encoder_ff_per_layer = [cfg.encoder_ff_per_layer[i] for i in enc]
+            cfg.decoder_ff_per_layer = [cfg.decoder_ff_per_layer[i] for i in dec]
         return cfg
     n_teacher = n_layers(tcfg)
     pruned = getattr(cfg, "heads_per_layer", None) is not None  # a pruned teacher: per-layer sizes follow

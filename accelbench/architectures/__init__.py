@@ -1,19 +1,22 @@
-"""Model architectures accelbench adds to transformers' Auto classes: a structurally pruned BERT classifier.
+"""Model architectures accelbench adds to transformers' Auto classes: a structurally pruned BERT classifier
+(``pruned_bert``) and a T5 with pruned feed-forward neurons (``pruned_t5``).
 
-Importing ``pruned_bert`` imports transformers (seconds), so ``import accelbench`` does not. Everything that
-reads a checkpoint through ``AutoConfig`` / ``AutoModelForSequenceClassification`` (``models.load_checkpoint``,
-``models.planned_config``, ``models.model_family``) calls ``register()`` first. Code outside accelbench calls
-it (or imports ``accelbench.architectures.pruned_bert``) before ``from_pretrained`` on a pruned checkpoint.
+Importing either module imports transformers (seconds), so ``import accelbench`` does not. Everything that
+reads a checkpoint through ``AutoConfig`` / ``AutoModelForSequenceClassification`` / ``AutoModelForSeq2SeqLM``
+(``models.load_checkpoint``, ``models.planned_config``, ``models.model_family``, the CTranslate2 converter)
+calls ``register()`` first. Code outside accelbench calls it (or imports ``accelbench.architectures.pruned_bert``
+/ ``pruned_t5``) before ``from_pretrained`` on a pruned checkpoint.
 """
 
 from __future__ import annotations
 
-MODEL_TYPES = ("accelbench-pruned-bert",)  # config.json model_type values defined here
+SEQ2SEQ_MODEL_TYPES = ("accelbench-pruned-t5",)  # the T5 family's
+MODEL_TYPES = ("accelbench-pruned-bert", *SEQ2SEQ_MODEL_TYPES)  # config.json model_type values defined here
 
 
 def register() -> None:
     """Register every architecture of this package with transformers' Auto classes (idempotent)."""
-    from . import pruned_bert  # noqa: F401  (registers on import)
+    from . import pruned_bert, pruned_t5  # noqa: F401  (each registers on import)
 
 
-__all__ = ["MODEL_TYPES", "register"]
+__all__ = ["MODEL_TYPES", "SEQ2SEQ_MODEL_TYPES", "register"]

@@ -1,4 +1,5 @@
-"""Structured pruning of a BERT classifier: importance scores, a plan, and the surgery that applies it.
+"""Structured pruning of a BERT classifier (heads, FFN neurons, layers) and of a T5 (FFN neurons per block):
+importance scores, a plan, and the surgery that applies it.
 
 Importance follows Michel et al. 2019 ("Are Sixteen Heads Really Better than One?"): a mask variable of 1.0
 multiplies each head's slice of the self-attention output and each FFN neuron's activation (forward hooks:
@@ -10,6 +11,12 @@ labels: KD against the model's own logits has a zero gradient at mask = 1, so it
 ``prune_model`` slices the kept heads' rows of Q/K/V and columns of the attention output, and the kept
 neurons' rows of the intermediate and columns of the output dense, into a ``PrunedBertForSequenceClassification``:
 what is kept keeps exactly its weights, so a kept part computes exactly what it did.
+
+T5 (``prune-t5``): the mask multiplies the activation each block's ``wo`` reads (after ``wi``, or the gated
+``wi_0`` x ``wi_1``), in every encoder and decoder block; the loss is the word-level cross-entropy on the target
+tokens (teacher-forced) or on the model's own argmax next tokens (``pseudo``: word-level KD with hard targets;
+KD against its own distribution has a zero gradient, as above). ``prune_t5`` slices the kept neurons' rows of
+``wi`` (``wi_0``, ``wi_1``) and columns of ``wo`` into a ``PrunedT5ForConditionalGeneration``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 
 from ..architectures.pruned_bert import PrunedBertForSequenceClassification, pruned_config
 from ..exceptions import ConfigError
-from ..recipes import PruneClassifierRecipe, prune_counts
+from ..recipes import PruneClassifierRecipe, PruneT5Recipe, prune_counts, prune_t5_counts
 
 logger = logging.getLogger(__name__)
 
@@ -222,4 +229,161 @@ def prune_by_importance(
     logger.info("pruned %d -> %d parameters; heads per layer %s, FFN neurons per layer %s", plan.params_before,
                 plan.params_after, plan.heads_per_layer, plan.intermediate_per_layer)  # fmt: skip
     scores = {"head_importance": [[round(float(v), 6) for v in s] for s in heads]}
+    return pruned, plan, scores
+
+
+# T5: the feed-forward neurons of each encoder and decoder block
+
+
+@dataclass
+class T5PrunePlan:
+    """What a pruned T5 keeps: per encoder block and per decoder block, the FFN neuron indices."""
+
+    encoder: list[list[int]]
+    decoder: list[list[int]]
+    params_before: int | None = None
+    params_after: int | None = None
+
+    @property
+    def encoder_ff_per_layer(self) -> list[int]:
+        return [len(n) for n in self.encoder]
+
+    @property
+    def decoder_ff_per_layer(self) -> list[int]:
+        return [len(n) for n in self.decoder]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "encoder_ff_per_layer": self.encoder_ff_per_layer,
+                "decoder_ff_per_layer": self.decoder_ff_per_layer}  # fmt: skip
+
+
+def t5_ffns(model) -> tuple[list, list]:
+    """The FFN modules (``DenseReluDense``: ``wi`` or ``wi_0``/``wi_1``, and ``wo``) of every encoder and
+    decoder block of a T5; anything else is refused."""
+    from ..architectures.pruned_t5 import ffn_modules
+
+    try:
+        return ([ffn_modules(b)[1] for b in model.encoder.block],
+                [ffn_modules(b)[1] for b in model.decoder.block])  # fmt: skip
+    except AttributeError:
+        raise ConfigError(f"cannot prune the FFN neurons of a {type(model).__name__}: only T5 models "
+                          "(encoder.block / decoder.block with DenseReluDense) are supported",
+                          "use a T5 teacher such as t5-multi30k") from None  # fmt: skip
+
+
+def t5_ffn_shapes(model) -> tuple[list[int], list[int]]:
+    """FFN neurons of each encoder and decoder block, read from the modules themselves."""
+    enc, dec = t5_ffns(model)
+    return [int(d.wo.in_features) for d in enc], [int(d.wo.in_features) for d in dec]
+
+
+def t5_importance_scores(model, batches: Iterable[dict], loss: str = "ce") -> tuple[list, list]:
+    """Sum over ``batches`` of |d loss / d mask| per FFN neuron of every encoder and decoder block.
+
+    ``batches``: ``input_ids``, ``attention_mask``, ``labels`` (target ids, -100 = padding); ``loss``: ``"ce"``
+    (the labels) or ``"pseudo"`` (the model's own argmax at each target position). The model runs in eval mode
+    and is left as it was (hooks removed, weights untouched).
+    """
+    import torch
+
+    enc, dec = t5_ffns(model)
+    masks = [torch.ones(d.wo.in_features, requires_grad=True) for d in enc + dec]
+    totals = [torch.zeros(m.shape) for m in masks]
+    hooks = [
+        d.wo.register_forward_pre_hook(lambda mod, args, m=m: (args[0] * m.to(args[0].dtype), *args[1:]))
+        for d, m in zip(enc + dec, masks, strict=True)
+    ]  # (B, T, f) * (f,)
+    was_training = model.training
+    model.eval()
+    n = 0
+    try:
+        for batch in batches:
+            labels = batch["labels"]
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           labels=labels).logits.float()  # (B, T, V)  # fmt: skip
+            if loss == "pseudo":
+                labels = torch.where(labels == -100, labels, logits.detach().argmax(-1))
+            value = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), labels.flatten(), ignore_index=-100
+            )
+            for t, g in zip(totals, torch.autograd.grad(value, masks), strict=True):
+                t += g.abs()
+            n += 1
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if n == 0:
+        raise ConfigError("no batches to score importance on", "use a task with training examples")
+    return totals[: len(enc)], totals[len(enc) :]
+
+
+def make_t5_plan(encoder_scores: list, decoder_scores: list, counts: dict[str, Any],
+                 scope: str = "global") -> T5PrunePlan:  # fmt: skip
+    """The plan from the blocks' scores and ``recipes.prune_t5_counts`` (how many neurons go from each stack)."""
+    if scope == "global":
+        encoder_scores, decoder_scores = normalise(encoder_scores), normalise(decoder_scores)
+    return T5PrunePlan(keep_indices(encoder_scores, counts["remove_encoder_ffn"]),
+                       keep_indices(decoder_scores, counts["remove_decoder_ffn"]))  # fmt: skip
+
+
+def _ffn_key(key: str) -> tuple[str, int, str] | None:
+    """``("decoder", 2, "wo")`` for ``decoder.block.2.layer.2.DenseReluDense.wo.weight``; None elsewhere."""
+    parts = key.split(".")
+    if len(parts) == 8 and parts[1] == "block" and parts[5] == "DenseReluDense":
+        return parts[0], int(parts[2]), parts[6]
+    return None
+
+
+def prune_t5(model, plan: T5PrunePlan):
+    """A ``PrunedT5ForConditionalGeneration`` holding the kept FFN neurons of ``model`` (all else as it was)."""
+    import copy
+
+    import torch
+
+    from ..architectures.pruned_t5 import PrunedT5ForConditionalGeneration
+    from ..architectures.pruned_t5 import pruned_config as pruned_t5_config
+
+    cfg = pruned_t5_config(model.config, plan.encoder_ff_per_layer, plan.decoder_ff_per_layer)
+    pruned = PrunedT5ForConditionalGeneration(cfg)
+    src = model.state_dict()
+    new = {}
+    for key, value in pruned.state_dict().items():
+        w = src[key]
+        ffn = _ffn_key(key)
+        if ffn is not None:
+            stack, i, name = ffn
+            kept = torch.tensor((plan.encoder if stack == "encoder" else plan.decoder)[i], dtype=torch.long)
+            w = w.index_select(1 if name == "wo" else 0, kept)  # wo: (d_model, f); wi*: (f, d_model)
+        if w.shape != value.shape:
+            raise ConfigError(f"cannot slice {key} from the teacher ({tuple(w.shape)} vs {tuple(value.shape)})",
+                              "prune a T5 model")  # fmt: skip
+        new[key] = w.clone()
+    pruned.load_state_dict(new)
+    pruned.generation_config = copy.deepcopy(model.generation_config)
+    pruned.eval()
+    plan.params_before, plan.params_after = n_params(model), n_params(pruned)
+    return pruned
+
+
+def full_t5_plan(model) -> T5PrunePlan:
+    """The plan that keeps every FFN neuron."""
+    enc, dec = t5_ffn_shapes(model)
+    return T5PrunePlan([list(range(f)) for f in enc], [list(range(f)) for f in dec])
+
+
+def prune_t5_by_importance(
+    model, r: PruneT5Recipe, batches: Iterable[dict]
+) -> tuple[Any, T5PrunePlan, dict[str, Any]]:
+    """Score ``model``'s FFN neurons on ``batches``, plan by the recipe ``r``, prune; returns the pruned model,
+    its plan (with parameter counts) and each block's summed importance, for the training log."""
+    counts = prune_t5_counts(r, model.config)
+    enc, dec = t5_importance_scores(model, batches, r.importance_loss)
+    plan = make_t5_plan(enc, dec, counts, r.scope)
+    pruned = prune_t5(model, plan)
+    logger.info("pruned %d -> %d parameters; FFN neurons per encoder block %s, per decoder block %s",
+                plan.params_before, plan.params_after, plan.encoder_ff_per_layer,
+                plan.decoder_ff_per_layer)  # fmt: skip
+    scores = {"encoder_ffn_importance": [round(float(s.sum()), 6) for s in enc],
+              "decoder_ffn_importance": [round(float(s.sum()), 6) for s in dec]}  # fmt: skip
     return pruned, plan, scores

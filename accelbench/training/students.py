@@ -4,7 +4,8 @@ BERT family: copied teacher layers (``layers: [0, 2, 4]``) or a fresh smaller co
 tokenizer, trained with ``kd`` / ``ce`` / ``hidden`` / ``attention`` losses; or the teacher itself with its
 least important heads and FFN neurons removed (``prune-classifier``, ``training.pruning``), recovered with the
 same loop. T5: shrink and fine-tune
-(maximally spaced blocks) with word-level ``kd`` and ``ce``, on gold targets or the teacher's translations.
+(maximally spaced blocks, ``distill-t5``) or the teacher with its least important FFN neurons removed
+(``prune-t5``), trained with word-level ``kd`` and ``ce``, on gold targets or the teacher's translations.
 The teacher must be trained already (``training.ensure_trained`` trains it first).
 """
 
@@ -22,6 +23,7 @@ from ..recipes import (
     DistillClassifierRecipe,
     DistillT5Recipe,
     PruneClassifierRecipe,
+    PruneT5Recipe,
     build_recipe,
     layer_map,
     n_layers,
@@ -93,10 +95,16 @@ def build_classifier_student(teacher, r: DistillClassifierRecipe):
 
 
 def build_t5_student(teacher, r: DistillT5Recipe):
+    """Spaced blocks of a T5 teacher; a pruned teacher's blocks keep their FFN sizes."""
     from transformers import T5ForConditionalGeneration
 
+    from ..architectures.pruned_t5 import MODEL_TYPE, PrunedT5ForConditionalGeneration
+
     enc, dec = resolve_layers(r, teacher.config)
-    student = T5ForConditionalGeneration(student_config(r, teacher.config))
+    cfg = student_config(r, teacher.config)
+    student = (
+        PrunedT5ForConditionalGeneration if cfg.model_type == MODEL_TYPE else T5ForConditionalGeneration
+    )(cfg)
     copy_layers(teacher, student, {"encoder.block": enc, "decoder.block": dec})
     student.generation_config = copy.deepcopy(teacher.generation_config)
     return student
@@ -268,6 +276,9 @@ def _student_log(teacher, student, r, n_examples: int, task: str) -> dict[str, A
     if isinstance(r, DistillT5Recipe):
         enc, dec = resolve_layers(r, teacher.model.config)
         out.update(encoder_layers=enc, decoder_layers=dec)
+    elif isinstance(r, PruneT5Recipe):
+        out.update(encoder_ff_per_layer=list(student.config.encoder_ff_per_layer),
+                   decoder_ff_per_layer=list(student.config.decoder_ff_per_layer))  # fmt: skip
     else:
         out.update(layers=layer_map(r, teacher.model.config) if isinstance(r, PruneClassifierRecipe) else r.layers,
                    layer_map=layer_map(r, teacher.model.config),
@@ -275,7 +286,44 @@ def _student_log(teacher, student, r, n_examples: int, task: str) -> dict[str, A
     return out
 
 
-def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+class _T5Batches:
+    """Training batches of the encoded sources and targets: ``order(rng)`` lists index batches, ``self(b)`` pads
+    one (labels padded with -100)."""
+
+    def __init__(self, src: list[list[int]], tgt: list[list[int]], pad_id: int, batch_size: int):
+        self.src, self.tgt, self.pad_id, self.batch_size = src, tgt, pad_id, batch_size
+
+    def order(self, rng: random.Random) -> list[list[int]]:
+        return length_batches(len(self.src), self.batch_size, [len(x) for x in self.src], rng)
+
+    def __call__(self, b: list[int]) -> dict[str, Any]:
+        x = pad([self.src[i] for i in b], self.pad_id)
+        return {"input_ids": x, "attention_mask": (x != self.pad_id).long(),
+                "labels": pad([self.tgt[i] for i in b], -100)}  # fmt: skip
+
+
+def _distilled_t5(teacher, r: DistillT5Recipe, batch_of: _T5Batches) -> tuple[Any, dict[str, Any]]:
+    return build_t5_student(teacher.model, r), {}
+
+
+def _pruned_t5(teacher, r: PruneT5Recipe, batch_of: _T5Batches) -> tuple[Any, dict[str, Any]]:
+    """The teacher with its FFN neurons pruned by importance on ``importance_batches`` training batches (own
+    RNG stream, so the recovery's batch order does not depend on it)."""
+    from .pruning import prune_t5_by_importance
+
+    order = batch_of.order(random.Random(r.seed + 1))[: r.importance_batches]
+    student, plan, scores = prune_t5_by_importance(teacher.model, r, (batch_of(b) for b in order))
+    return student, {"prune_plan": plan.to_dict(), "importance_batches_used": len(order), **scores}
+
+
+T5_BUILDERS = {"distill-t5": _distilled_t5, "prune-t5": _pruned_t5}
+
+
+def train_t5_student(
+    r: DistillT5Recipe | PruneT5Recipe, out_dir: Path, progress: bool = True
+) -> dict[str, Any]:
+    """Build the T5 student (``T5_BUILDERS[r.kind]``: spaced teacher blocks, or the pruned teacher) and train it
+    with word-level KD from the teacher and CE on the targets."""
     import torch
 
     teacher = _load_teacher(r.teacher)
@@ -287,20 +335,15 @@ def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -
         targets = pseudo_labels(teacher.model, tok, sources, r.max_length, cache_file(
             "pseudo-labels", teacher.spec, {"task": task.name, "seed": r.seed, "n": len(sources),
                                             "max_length": r.max_length}, ".json"), progress=progress)  # fmt: skip
-    student = build_t5_student(teacher.model, r)
     src = tok(sources, truncation=True, max_length=r.max_length)["input_ids"]
     tgt = tok(targets, truncation=True, max_length=r.max_length)["input_ids"]
-    pad_id = tok.pad_token_id or 0
+    batch_of = _T5Batches(src, tgt, tok.pad_token_id or 0, r.batch_size)
+    student, extra = T5_BUILDERS[r.kind](teacher, r, batch_of)
     bf16 = supports_bf16() if r.bf16 is None else r.bf16
 
     def batches():
-        for b in length_batches(len(src), r.batch_size, [len(x) for x in src], rng):
-            x = pad([src[i] for i in b], pad_id)
-            yield {
-                "input_ids": x,
-                "attention_mask": (x != pad_id).long(),
-                "labels": pad([tgt[i] for i in b], -100),
-            }
+        for b in batch_of.order(rng):
+            yield batch_of(b)
 
     def loss_fn(model, batch):
         out = model(**batch)
@@ -317,10 +360,11 @@ def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -
         return _weighted(parts, r.losses)
 
     total = planned_steps(r, len(src))
+    desc = (f"recover pruned {teacher.spec.name}" if isinstance(r, PruneT5Recipe)
+            else f"distill {teacher.spec.name} -> T5 student")  # fmt: skip
     log = train_loop(student, batches, total, r.lr, r.warmup_steps, r.time_budget_s, 0.0, bf16=bf16,
-                     progress=progress, desc=f"distill {teacher.spec.name} -> T5 student", optimizer="adafactor",
-                     loss_fn=loss_fn, seed=r.seed)  # fmt: skip
-    log.update(_student_log(teacher, student, r, len(src), task.name))
+                     progress=progress, desc=desc, optimizer="adafactor", loss_fn=loss_fn, seed=r.seed)  # fmt: skip
+    log.update(_student_log(teacher, student, r, len(src), task.name), **extra)
     log.update(targets=r.targets, bf16=bf16, epochs_done=round(log["steps"] * r.batch_size / len(src), 2))
     save_checkpoint(student, tok, out_dir, r, log)
     return log
@@ -328,6 +372,6 @@ def train_t5_student(r: DistillT5Recipe, out_dir: Path, progress: bool = True) -
 
 def train_student(recipe: dict[str, Any], out_dir: Path, progress: bool = True) -> dict[str, Any]:
     r = build_recipe(recipe)
-    if isinstance(r, DistillT5Recipe):
+    if isinstance(r, DistillT5Recipe | PruneT5Recipe):
         return train_t5_student(r, Path(out_dir), progress)
     return train_classifier_student(r, Path(out_dir), progress)
