@@ -208,7 +208,8 @@ def models_to_train(config: SweepConfig) -> list[str]:
 REFERENCE_STEP_S = {
     "classifier": 0.36,
     "distill-classifier": 0.19,
-    "prune-classifier": 0.25,  # prune: an estimate
+    "prune-classifier": 0.25,
+    "prune-t5": 0.75,  # prune: estimates
     "t5-scratch": 0.40,
     "distill-t5": 0.65,
 }

@@ -138,7 +138,8 @@ def ops_per_sample(config, family: str, tokens_in: float, tokens_out: float = 0.
 
     Encoder: per token and layer 4 d^2 (attention projections) + 2 d f (feed-forward) multiply-adds, plus
     2 T d for attention scores and values; a pruned encoder (``heads_per_layer``, ``intermediate_per_layer``)
-    counts each layer's kept attention width a and feed-forward width i instead: 4 d a + 2 d i + 2 T a. T5 decoding adds, per generated token and decoder layer, self-
+    counts each layer's kept attention width a and feed-forward width i instead: 4 d a + 2 d i + 2 T a; a
+    pruned T5 (``encoder_ff_per_layer`` / ``decoder_ff_per_layer``) each block's own feed-forward width. T5 decoding adds, per generated token and decoder layer, self-
     and cross-attention projections and the feed-forward, and the d x vocab output projection; the cross-
     attention keys/values of the source are projected once per sample.
     """
@@ -147,17 +148,22 @@ def ops_per_sample(config, family: str, tokens_in: float, tokens_out: float = 0.
     n_enc = _get(config, "num_hidden_layers", "num_layers")
     heads = getattr(config, "heads_per_layer", None)  # a pruned encoder: each layer's own widths
     ffn = getattr(config, "intermediate_per_layer", None)
+    enc_ff = getattr(config, "encoder_ff_per_layer", None)  # a pruned T5: each block's own FFN width
     if heads and ffn and len(heads) == len(ffn) == n_enc:
         head_size = getattr(config, "attention_head_size", None) or d // config.num_attention_heads
         widths = [(h * head_size, i) for h, i in zip(heads, ffn, strict=True)]
+    elif enc_ff and len(enc_ff) == n_enc:
+        widths = [(d, i) for i in enc_ff]
     else:
         widths = [(d, f)] * n_enc
     macs = sum(tokens_in * (4 * d * a + 2 * d * i + 2 * tokens_in * a) for a, i in widths)
     if family == "t5" and tokens_out:
         n_dec = _get(config, "num_decoder_layers", default=n_enc)
         vocab = config.vocab_size
+        dec_ff = getattr(config, "decoder_ff_per_layer", None) or [f] * n_dec
         per_token = (
-            n_dec * (4 * d * d + 2 * d * d + 2 * d * f + 2 * (tokens_out / 2 + tokens_in) * d) + d * vocab
+            sum(4 * d * d + 2 * d * d + 2 * d * i + 2 * (tokens_out / 2 + tokens_in) * d for i in dec_ff)
+            + d * vocab
         )
         macs += tokens_out * per_token + n_dec * tokens_in * 2 * d * d
     elif family != "t5":

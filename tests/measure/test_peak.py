@@ -67,3 +67,16 @@ def test_ops_of_a_pruned_encoder_count_each_layer_s_kept_widths():
         10 * (4 * 8 * 4 + 2 * 8 * 16 + 2 * 10 * 4) + 10 * (4 * 8 * 2 + 2 * 8 * 8 + 2 * 10 * 2) + 64
     )
     assert ops_per_sample(half, "bert", 10) == expected
+
+
+def test_ops_of_a_pruned_t5_count_each_block_s_feed_forward_width():
+    from types import SimpleNamespace
+
+    from accelbench.measure.peak import ops_per_sample
+
+    t5 = SimpleNamespace(d_model=8, d_ff=32, num_layers=2, num_decoder_layers=2, vocab_size=10)
+    same = SimpleNamespace(**vars(t5), encoder_ff_per_layer=[32, 32], decoder_ff_per_layer=[32, 32])
+    pruned = SimpleNamespace(**vars(t5), encoder_ff_per_layer=[32, 32], decoder_ff_per_layer=[16, 8])
+    assert ops_per_sample(same, "t5", 10, 6) == ops_per_sample(t5, "t5", 10, 6)
+    # per generated token the decoder's feed-forward is 2 d i per block: (32 + 32) - (16 + 8) = 40 fewer i
+    assert ops_per_sample(t5, "t5", 10, 6) - ops_per_sample(pruned, "t5", 10, 6) == 2.0 * 6 * 2 * 8 * 40
