@@ -44,3 +44,14 @@ def test_installed_package_runs_a_config_from_another_directory(tmp_path, tiny_b
     probe = subprocess.run([sys.executable, "-c", "import accelbench; print(accelbench.__file__)"], cwd=work,
                            env=env, capture_output=True, text=True, check=True)  # fmt: skip
     assert probe.stdout.strip().startswith(str(target))  # the installed copy ran, not the checkout
+
+
+def test_every_subpackage_is_listed_for_a_plain_install():
+    """pyproject lists its packages (the notebooks ship as one): a new folder left out would be missing from a
+    non-editable install and fail there only."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "accelbench").rglob("__init__.py")}
+    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"
