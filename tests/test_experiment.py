@@ -348,7 +348,7 @@ def test_op_profile_lands_on_the_batch_record_only_when_asked(tiny_bert, tmp_pat
     batch4 = df[(df["scenario"] == "batch") & (df["batch_size"] == 4)].iloc[0]
     assert batch4["op_shares_matmul"] > 0 and batch4["op_profiler"] == "torch.profiler"
     shares = [batch4[c] for c in df.columns if c.startswith("op_shares_")]
-    assert sum(shares) == pytest.approx(1.0, abs=1e-6)
+    assert sum(shares) == pytest.approx(1.0, abs=1e-3)  # each share is rounded to 4 decimals
     others = df[~((df["scenario"] == "batch") & (df["batch_size"] == 4))]
     assert others["op_shares_matmul"].isna().all()  # only the largest batch carries the profile
     plain = run_experiment("sst2", str(tiny_bert), ["fp32"], tmp_path / "plain", FAST, progress=False)
