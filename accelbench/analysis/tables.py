@@ -220,12 +220,16 @@ def throughput_table(records: pd.DataFrame, task: str | None = None) -> pd.DataF
     busy = busy_mask(rows)
     sizes = sorted(rows["batch_size"].unique())
     table: dict[str, dict[str, str]] = {}
-    for i, row in rows.iterrows():
+
+    def cell(row: pd.Series, busy_row: bool) -> str:
         value = row_float(row, "throughput")
         text = _speed_text(row, "throughput", fmt_throughput(value), "{:.0f}" if value >= 100 else "{:.1f}")
+        return text + (f" {BUSY_MARK}" if busy_row else "")
+
+    for i, row in rows.iterrows():
         name = _row_name(row, several)
-        table.setdefault(name, {VARIANT: name})[f"throughput @{row['batch_size']} (samples/s)"] = text + (
-            f" {BUSY_MARK}" if busy[i] else ""
+        table.setdefault(name, {VARIANT: name})[f"throughput @{row['batch_size']} (samples/s)"] = cell(
+            row, busy[i]
         )
     offline = ok_rows(records, task)
     offline = (
@@ -233,10 +237,11 @@ def throughput_table(records: pd.DataFrame, task: str | None = None) -> pd.DataF
     )
     offline_busy = busy_mask(offline)
     for i, row in offline.iterrows():  # the offline scenario: each variant at the batch size its search chose
-        value = row_float(row, "throughput")
-        text = _speed_text(row, "throughput", fmt_throughput(value), "{:.0f}" if value >= 100 else "{:.1f}")
-        table.setdefault(_row_name(row, several), {VARIANT: _row_name(row, several)})[OFFLINE_COLUMN] = (
-            f"{text} (batch {int(row['batch_size'])})" + (f" {BUSY_MARK}" if offline_busy[i] else ""))  # fmt: skip
+        name = _row_name(row, several)
+        text = cell(row, False) + f" (batch {int(row['batch_size'])})"
+        table.setdefault(name, {VARIANT: name})[OFFLINE_COLUMN] = text + (
+            f" {BUSY_MARK}" if offline_busy[i] else ""
+        )
     columns = [VARIANT] + [f"throughput @{b} (samples/s)" for b in sizes]
     columns += [OFFLINE_COLUMN] if any(OFFLINE_COLUMN in c for c in table.values()) else []
     return people_frame([{c: cells.get(c, MISSING) for c in columns} for cells in table.values()])
