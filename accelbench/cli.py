@@ -27,6 +27,7 @@ from .crosscheck import (
     crosscheck_table,
     run_crosscheck,
 )
+from .devices import CPU, gpu_environment
 from .environment import collect_environment
 from .exceptions import AccelbenchError, ConfigError
 from .measure.opprofile import DEFAULT_CALLS, profile_ops
@@ -120,14 +121,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         m = get_method(name)
         why = m.unavailable_reason()
         print(
-            f"  {name:<18} {','.join(m.families):<11} {m.description}"
-            + (f"  [unavailable: {why}]" if why else "")
+            f"  {name:<18} {','.join(m.families):<11} {','.join(m.devices):<9} {m.description}"
+            + (f"  [unavailable on cpu: {why}]" if why and CPU in m.devices else "")
         )
     return 0
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    for k, v in collect_environment().items():
+    for k, v in (collect_environment() | gpu_environment()).items():
         print(f"{k:<22} {v}")
     return 0
 

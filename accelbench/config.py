@@ -266,7 +266,8 @@ class SweepConfig:
                         f"model {spec.name!r} is {family}-family but task {task.name!r} is {task.kind}",
                         f"pair {task.kind} tasks with {task.family}-family models",
                     )
-                for label, reason in check_methods(methods, family, self.on_unavailable).items():
+                device = BenchmarkSettings.from_dict(e.settings(self.benchmark)).device
+                for label, reason in check_methods(methods, family, self.on_unavailable, device).items():
                     skipped[f"{e.task}: {spec.name}:{label}"] = reason
         if self.serving is not None:
             s = self.serving

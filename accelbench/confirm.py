@@ -8,6 +8,7 @@ the evaluation split's numbers in summary.md and notebook 04.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -134,7 +135,9 @@ def confirm_on_test(
     _set_threads(s)
     for model, methods in plan.items():
         spec = resolve_model(_model_of(model, sources.get(model)))
-        loaded = apply_task_prefix(load_model(spec, progress=progress), t)
+        loaded = dataclasses.replace(
+            apply_task_prefix(load_model(spec, progress=progress), t), device=s.device
+        )
         split = {"split": TEST_SPLIT, "split_name": t.test_split}
         mkey = {m.label: config_hash({"eval_key": variant_key(task, loaded.spec, m, s, _scoring(t, loaded)), **split})
                 for m in methods.values()}  # fmt: skip

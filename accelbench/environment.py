@@ -4,7 +4,7 @@ Speed numbers mean little without the CPU (and its bf16/int8 instructions), the 
 versions behind them; these flat ``env_*`` fields go into every record so that runs from different machines
 can be told apart and compared fairly. ``capabilities`` adds what decides which methods run here and which
 pay off (one ``env_cpu_has_<flag>`` boolean per flag, native bf16, CTranslate2's compute types, ONNX Runtime's
-providers, a C++ compiler), and ``capabilities_markdown`` shows them as a table in summary.md.
+providers, a C++ compiler), and ``analysis.capabilities`` shows them as a table in summary.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import platform
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -330,105 +330,3 @@ def collect_environment() -> dict[str, Any]:
     env = dict(_collect())
     env["env_torch_threads"] = _torch_threads()
     return env
-
-
-def _missing(value: object) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(value != value)  # NaN, as pandas fills a field an older record lacks
-    except TypeError:  # pd.NA
-        return True
-
-
-def _yes_no(value: object) -> str:
-    return "?" if _missing(value) else ("yes" if bool(value) else "no")
-
-
-def _flags_text(caps: Mapping[str, Any], flags: tuple[str, ...]) -> str:
-    return " / ".join(_yes_no(caps.get(CPU_HAS_PREFIX + f)) for f in flags)
-
-
-def _listed(value: object) -> list[str] | None:
-    return None if _missing(value) else [v for v in str(value).split(",") if v]
-
-
-def _ct2_text(caps: Mapping[str, Any]) -> str:
-    types, version = _listed(caps.get("env_ct2_compute_types")), caps.get("env_ctranslate2")
-    if types is None:
-        return "not installed" if _missing(version) else f"{version}: fails to load here"
-    head = f"{version}: " if not _missing(version) else ""
-    has = ", ".join(f"{t} {'yes' if t in types else 'no'}" for t in ("int8", "int16", "bfloat16"))
-    return f"{head}{has} (all: {', '.join(types) or 'none'})"
-
-
-def _ort_text(caps: Mapping[str, Any]) -> str:
-    providers = _listed(caps.get("env_ort_providers"))
-    if providers is None:
-        return "not installed"
-    version = caps.get("env_onnxruntime")
-    head = f"{version}: " if not _missing(version) else ""
-    return f"{head}{', '.join(providers)}"
-
-
-def _torch_text(caps: Mapping[str, Any]) -> str:
-    level, engines = caps.get("env_torch_cpu_capability"), _listed(caps.get("env_torch_quantized_engines"))
-    if _missing(level) and engines is None:
-        return "not installed"
-    version = caps.get("env_torch")
-    head = f"{version}: " if not _missing(version) else ""
-    kernels = "?" if _missing(level) else level
-    return f"{head}kernels {kernels}; int8 engines {', '.join(engines or []) or 'none'}"
-
-
-def _capability_rows(caps: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(capability, value) rows of one machine, for the summary's table."""
-    compiler = caps.get("env_cxx_compiler")
-    return [
-        ("AMX tile / int8 / bf16", _flags_text(caps, ("amx_tile", "amx_int8", "amx_bf16"))),
-        ("AVX2 / AVX-512F / AVX-512-BF16", _flags_text(caps, ("avx2", "avx512f", "avx512_bf16"))),
-        ("VNNI: AVX-512 / AVX", _flags_text(caps, ("avx512_vnni", "avx_vnni"))),
-        (
-            "native bf16 / int8 dot products",
-            f"{_yes_no(caps.get('env_bf16_native'))} / {_yes_no(caps.get('env_int8_vnni'))}",
-        ),
-        ("PyTorch", _torch_text(caps)),
-        ("CTranslate2", _ct2_text(caps)),
-        ("ONNX Runtime", _ort_text(caps)),
-        ("C++ compiler (pt2e)", "none" if _missing(compiler) else str(compiler)),
-    ]
-
-
-def capabilities_markdown(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Markdown lines: a small table of what this CPU and each runtime can do, for summary.md's Environment.
-
-    One column per distinct set of capabilities among ``records`` (rows of records, as dicts); nothing
-    when no record carries the capability fields (runs recorded before they existed).
-    """
-    shown = (*CAPABILITY_FIELDS, "env_cpu_model", "env_torch", "env_ctranslate2", "env_onnxruntime")
-    machines: list[dict[str, Any]] = []
-    for record in records:
-        if all(_missing(record.get(f)) for f in CAPABILITY_FIELDS):
-            continue
-        caps = {f: record.get(f) for f in shown}
-        if caps not in machines:
-            machines.append(caps)
-    if not machines:
-        return []
-    if len(machines) == 1:
-        headers = ["capability", "this run's machine"]
-    else:
-        headers = ["capability"] + [
-            f"{i}: {'?' if _missing(m['env_cpu_model']) else m['env_cpu_model']}"
-            for i, m in enumerate(machines, 1)
-        ]
-    lines = [
-        "Capabilities that decide which methods run here and which pay off:",
-        "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "---|" * len(headers),
-    ]
-    columns = [_capability_rows(m) for m in machines]
-    for i, (name, _) in enumerate(columns[0]):
-        lines.append("| " + " | ".join([name] + [rows[i][1] for rows in columns]) + " |")
-    return lines + [""]

@@ -9,6 +9,7 @@ The test-split confirmation (``accelbench.confirm``) reuses the quality helpers 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -19,8 +20,10 @@ from typing import Any
 
 import pandas as pd
 
+from .devices import CPU, gpu_environment, is_cuda
 from .environment import collect_environment
 from .exceptions import AccelbenchError, ConfigError
+from .measure.gpu_peak import measure_cuda_peaks
 from .measure.limits import VariantTimeout, time_limit
 from .measure.opprofile import profile_ops, record_fields
 from .measure.peak import measure_peaks, ops_per_sample, peak_for, percent_of_peak
@@ -50,9 +53,16 @@ logger = logging.getLogger(__name__)
 OP_PROFILE_BATCH = 32  # the batch whose speed record carries the variant's operator shares
 
 
-def check_methods(methods: list, family: str, unavailable: str = "error") -> dict[str, str]:
+def check_methods(
+    methods: list, family: str, unavailable: str = "error", device: str = CPU
+) -> dict[str, str]:
     """``Method.check`` for each method: ``{label: reason}`` of those skipped on this machine."""
-    return {m.label: reason for m in methods if (reason := m.check(family, unavailable))}
+    return {m.label: reason for m in methods if (reason := m.check(family, unavailable, device))}
+
+
+def variant_name(model: str, method_label: str, device: str = CPU) -> str:
+    """What records, tables and plots call a variant: ``model:method``, and its device where not the CPU."""
+    return f"{model}:{method_label}" + ("" if device == CPU else f" ({device})")
 
 
 def _settings(settings: BenchmarkSettings | dict[str, Any] | None) -> BenchmarkSettings:
@@ -75,9 +85,12 @@ def _scoring(task, loaded: LoadedModel) -> dict:
     return out | ({"prefix": prefix} if prefix and loaded.spec.prefix == prefix else {})
 
 
-def _predictions_path(run_dir: Path, task: str, model: str, method: str, split: str | None = None) -> Path:
+def _predictions_path(run_dir: Path, task: str, model: str, method: str, split: str | None = None,
+                      device: str = CPU) -> Path:  # fmt: skip
+    """Where a variant's predictions are kept; a GPU's apart from the CPU's (fp32 on each is its own)."""
     safe = model.replace("/", "--")
-    return Path(run_dir) / "predictions" / f"{task}__{safe}__{method}{f'__{split}' if split else ''}.json"
+    on = "" if device == CPU else f"__{device.replace(':', '')}"
+    return Path(run_dir) / "predictions" / f"{task}__{safe}__{method}{on}{f'__{split}' if split else ''}.json"
 
 
 def _set_threads(settings: BenchmarkSettings) -> None:
@@ -90,7 +103,7 @@ def _set_threads(settings: BenchmarkSettings) -> None:
 def _baseline(loaded: LoadedModel, task, texts, refs, s: BenchmarkSettings, run_dir: Path, progress: bool,
               split: str | None = None) -> dict:  # fmt: skip
     """fp32 predictions and metric, cached in the run so every notebook compares with the same baseline."""
-    path = _predictions_path(run_dir, task.name, loaded.spec.name, BASELINE_METHOD, split)
+    path = _predictions_path(run_dir, task.name, loaded.spec.name, BASELINE_METHOD, split, loaded.device)
     metric = resolve_metric(task.kind, task.metric)
     if path.exists():
         data = json.loads(path.read_text())
@@ -133,7 +146,8 @@ def _base_record(run: str, task, loaded: LoadedModel, method, key: str, s: Bench
         "train_steps": info.get("steps"), "train_wall_s": info.get("wall_s"), "train_budget": info.get("budget"),
         "train_threads": info.get("threads"), "train_seed": info.get("seed"),
         "train_weights_sha256": info.get("weights_sha256"),
-        "method": method.label, "method_name": method.name, "variant": f"{loaded.spec.name}:{method.label}",
+        "method": method.label, "method_name": method.name,
+        "variant": variant_name(loaded.spec.name, method.label, s.device), "device": s.device,
         "method_options": json.dumps(method.options, default=str) if method.options else None,
         "n_eval": None, "threads": None, "accelbench": __version__,
         # how the weights were made, so any frontier point can be rebuilt from its record
@@ -177,16 +191,16 @@ def run_experiment(
     if family != t.family:
         raise ConfigError(f"model {spec.name!r} ({family}) cannot do task {task!r} ({t.kind})",
                           f"pair {t.kind} tasks with {t.family}-family models")  # fmt: skip
-    skipped = check_methods(resolved, family, unavailable)
+    skipped = check_methods(resolved, family, unavailable, s.device)
     run_dir = Path(run_dir)
     run = run_dir.name
     data = eval_split(task, s.n_eval)  # fails early on missing data
     texts, refs = task_inputs(t, data), list(data[t.reference_column])
-    loaded = apply_task_prefix(load_model(spec, progress=progress), t)
+    loaded = dataclasses.replace(apply_task_prefix(load_model(spec, progress=progress), t), device=s.device)
     check_fits_task(loaded, t)
-    skipped.update(check_methods(resolved, loaded.family, unavailable))
+    skipped.update(check_methods(resolved, loaded.family, unavailable, s.device))
     _set_threads(s)
-    env = collect_environment()
+    env = collect_environment() | (gpu_environment(s.device) if is_cuda(s.device) else {})
     done = set() if force else recorded_keys(run_dir, status=OK_STATUS)
     keys = {m.label: variant_key(task, loaded.spec, m, s, _scoring(t, loaded)) for m in resolved}
     for m in resolved:
@@ -290,8 +304,8 @@ def _build(b: _Built, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettin
     if limit is not None and b.elapsed > limit:
         raise VariantTimeout(f"{b.rec['variant']}: {b.elapsed:.0f} s")
     if method.label != BASELINE_METHOD:
-        _save_predictions(_predictions_path(run_dir, task.name, loaded.spec.name, method.label), preds, metrics, s,
-                          loaded.spec.key)  # fmt: skip
+        path = _predictions_path(run_dir, task.name, loaded.spec.name, method.label, device=loaded.device)
+        _save_predictions(path, preds, metrics, s, loaded.spec.key)
     v = b.variant
     b.quality = {
         **_quality(task, metrics, preds, base["predictions"], refs, s, method.label == BASELINE_METHOD),
@@ -384,7 +398,7 @@ def _add_op_profile(rows: list[dict], predictor, task, texts, s: BenchmarkSettin
 def _add_percent_of_peak(rows: list[dict], loaded: LoadedModel, texts, dtype: str, s: BenchmarkSettings,
                          run_dir: Path) -> None:  # fmt: skip
     """Achieved matrix-multiply GOP/s of each point and its share of this machine's peak for the dtype."""
-    peaks = measure_peaks(run_dir)
+    peaks = measure_cuda_peaks(run_dir, s.device) if is_cuda(s.device) else measure_peaks(run_dir)
     prefixed = [loaded.spec.prefix + t for t in texts] if loaded.spec.prefix else list(texts)
     ids = loaded.tokenizer(prefixed, truncation=True, max_length=s.max_length)["input_ids"]
     tokens_in = sum(map(len, ids)) / len(ids)

@@ -189,6 +189,7 @@ class LoadedModel:
     family: str
     path: str
     info: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"  # where its variants run (``devices``); the model itself stays on the CPU
 
     @property
     def n_params(self) -> int:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from accelbench import __version__, environment
+from accelbench.analysis.capabilities import capabilities_markdown
 from accelbench.environment import (
     CAPABILITY_FIELDS,
     RECORDED_FLAGS,
     capabilities,
-    capabilities_markdown,
     collect_environment,
     cpu_flags,
     cpu_supports,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..devices import CPU
 from ..exceptions import ConfigError, DataError
 from ..records import BASELINE_METHOD
 from .busy import busy_mask, busy_note
@@ -55,6 +56,12 @@ def _point_label(row: pd.Series) -> str:
         if marker and row.get("method") != BASELINE_METHOD
         else str(row["variant"])
     )
+
+
+def _shape_key(row: pd.Series, several_devices: bool) -> str:
+    """A point's marker key: its method, with its device where a table has points on several devices."""
+    device = row.get("device") if isinstance(row.get("device"), str) else CPU
+    return f"{row['method']} ({device})" if several_devices else str(row["method"])
 
 
 def _speed_bars_note(table: pd.DataFrame) -> str:
@@ -123,7 +130,9 @@ def _draw_frontier(
     from matplotlib.lines import Line2D
 
     models = sorted(str(m) for m in table["model"].dropna().unique())
-    methods = sorted(str(m) for m in table["method"].dropna().unique())
+    # marker shapes are methods, and their device where the table has several (fp32 on cpu and on cuda)
+    several = "device" in table.columns and table["device"].fillna(CPU).nunique() > 1
+    methods = sorted({_shape_key(row, several) for _, row in table.iterrows() if pd.notna(row["method"])})
     palette = colormaps["tab10"]
     colour = {m: palette(i % palette.N) for i, m in enumerate(models)}
     marker = {m: METHOD_MARKERS[i % len(METHOD_MARKERS)] for i, m in enumerate(methods)}
@@ -147,7 +156,7 @@ def _draw_frontier(
             [x],
             [y],
             color="white" if hollow else c,
-            marker=BASELINE_MARKER if is_base else marker.get(str(row["method"]), "o"),
+            marker=BASELINE_MARKER if is_base else marker.get(_shape_key(row, several), "o"),
             s=180 if is_base else 50,
             edgecolors=c if hollow else ("black" if row["on_frontier"] else "none"),
             linewidths=1.6 if hollow else 0.8,

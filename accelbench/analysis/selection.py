@@ -26,7 +26,7 @@ def baseline_row(rows: pd.DataFrame) -> pd.Series | None:
     (no ``teacher`` in its record), else of any model; ties go to the first row. None without a scored fp32.
 
     A pruned or distilled model can score above its teacher on one split; its speed-ups are still told
-    against the model it was made from.
+    against the model it was made from. Where a run has CPU and GPU variants, the CPU's fp32 is the baseline.
     """
     if "method" not in rows.columns or "metric" not in rows.columns:
         return None
@@ -35,6 +35,9 @@ def baseline_row(rows: pd.DataFrame) -> pd.Series | None:
         return None
     if "teacher" in fp32.columns and fp32["teacher"].isna().any():
         fp32 = fp32[fp32["teacher"].isna()]
+    if "device" in fp32.columns:  # a run with CPU and GPU variants: the CPU's fp32 is the reference
+        on_cpu = fp32["device"].isna() | (fp32["device"] == "cpu")
+        fp32 = fp32[on_cpu] if on_cpu.any() else fp32
     return fp32.loc[fp32["metric"].astype(float).idxmax()]
 
 

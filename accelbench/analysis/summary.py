@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..environment import CAPABILITY_FIELDS, capabilities_markdown
+from ..environment import CAPABILITY_FIELDS
 from ..exceptions import DataError
 from ..records import BASELINE_METHOD, RECORDS_FILE, TIMEOUT_STATUS, current_records, read_current
 from .busy import busy_warning
+from .capabilities import capabilities_markdown
 from .confirmation import confirmation_section, read_confirmations
 from .failures import FAILURES_HEADING, failure_rows, failures_section, skipped_section, with_failures
 from .formatting import SIGNIFICANCE_LEVEL, display_metric_name, fraction_text

@@ -172,7 +172,10 @@ def ops_per_sample(config, family: str, tokens_in: float, tokens_out: float = 0.
 
 
 def peak_for(dtype: str, peaks: dict[str, Any]) -> float | None:
-    """The measured peak (GOP/s) matching a variant's precision; None where none was measured (int16)."""
+    """The measured peak (GOP/s) matching a variant's precision; None where none was measured (int16).
+    A GPU's peaks (``measure.gpu_peak``, with a ``device``) are measured per precision, tf32 and fp16 too."""
+    if str(peaks.get("device", "cpu")).startswith("cuda"):
+        return peaks.get(dtype)
     return peaks.get(DTYPE_PEAK[dtype]) if dtype in DTYPE_PEAK else None
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..devices import DeviceMemory
 from ..runtimes.base import Predictor
 from ..taskdata.inputs import item_length
 from .offline import OFFLINE_SCENARIO, Search, search_offline
@@ -53,11 +54,14 @@ class Interleaved:
 
 
 def _call(predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSettings, padding: str) -> int:
-    """One request or batch; returns the number of generated tokens (0 for classification)."""
+    """One request or batch, its device synchronised at the end (a GPU's queued kernels are part of the call's
+    time); returns the number of generated tokens (0 for classification)."""
     if kind == "classification":
         predictor.classify(texts, padding=padding, max_length=s.max_length)
+        predictor.synchronize()
         return 0
     gen = predictor.generate(texts, s.max_new_tokens, s.num_beams, padding=padding, max_length=s.max_length)
+    predictor.synchronize()
     return gen.new_tokens
 
 
@@ -95,6 +99,7 @@ class Point:
         self.warm_times: list[float] = []
         self.peak_rss_mb = 0.0
         self.rss_increase_mb = 0.0
+        self.gpu_memory: dict[str, float] = {}  # peak GPU memory over the rounds (a CUDA predictor only)
         self.others = OtherCpu()  # CPU taken by other processes during the timed rounds
 
     def warm_up(self) -> None:
@@ -116,7 +121,12 @@ class Point:
         on identical inputs, not two different mixes of short and long texts."""
         times, samples, tokens = [], 0, 0
         t_start = time.perf_counter()
-        with PeakMemory() as mem, self.others.track():
+        self.predictor.synchronize()  # nothing of an earlier call still queued on the device
+        with (
+            PeakMemory() as mem,
+            self.others.track(),
+            DeviceMemory(self.predictor.device if self.predictor.torch_allocator else None) as gpu,
+        ):
             for i in range(start, start + calls):
                 w = self.work[i % len(self.work)]
                 t0 = time.perf_counter()
@@ -125,6 +135,8 @@ class Point:
                 samples += len(w)
         self.peak_rss_mb = max(self.peak_rss_mb, mem.peak_mb)
         self.rss_increase_mb = max(self.rss_increase_mb, mem.peak_mb - mem.start_mb)
+        for k, v in gpu.fields().items():
+            self.gpu_memory[k] = max(self.gpu_memory.get(k, 0.0), v)
         self.rounds.append({"times": times, "samples": samples, "tokens": tokens})
         return time.perf_counter() - t_start
 
@@ -161,6 +173,7 @@ class Point:
             if self.scenario != "realtime":
                 out["ms_per_sequence"] = 1e3 * total / samples
         out.update(peak_rss_mb=round(self.peak_rss_mb, 1), rss_increase_mb=round(self.rss_increase_mb, 1))
+        out.update(self.gpu_memory)
         out.update(self.others.fields())
         return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from ..devices import CPU, parse_device
 from ..exceptions import ConfigError
 from ..runtimes.base import PADDINGS
 
@@ -49,6 +50,11 @@ class BenchmarkSettings:
         },
     )
 
+    device: str = field(
+        default=CPU,
+        metadata={"help": "where the variants run: cpu, cuda (the first GPU) or cuda:N"},
+    )
+
     offline: bool = field(
         default=False,
         metadata={"help": "also measure the offline scenario: throughput at a batch size the search chooses"},
@@ -83,6 +89,7 @@ class BenchmarkSettings:
     )
 
     def __post_init__(self) -> None:
+        self.device = parse_device(self.device)
         if isinstance(self.batch_sizes, int):
             self.batch_sizes = [self.batch_sizes]
         if isinstance(self.paddings, str):
@@ -155,4 +162,5 @@ class BenchmarkSettings:
     def key_dict(self) -> dict[str, Any]:
         """The settings that change what is measured (a record's key is hashed from these)."""
         skip = self.NOT_IN_KEY + (() if self.offline else self.OFFLINE_FIELDS)
+        skip += ("device",) if self.device == CPU else ()  # the keys of CPU runs stay as they were
         return {k: v for k, v in self.to_dict().items() if k not in skip}

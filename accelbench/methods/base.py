@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import devices as device_support
+from ..devices import CPU, device_type
 from ..exceptions import ConfigError, MethodNotApplicableError
 from ..registry import Registry
 from ..runtimes.base import Predictor
@@ -66,7 +68,10 @@ class Method(ABC):
     families: ClassVar[tuple[str, ...]] = ("bert", "t5")
     runtime: ClassVar[str] = "pytorch"
     dtype: ClassVar[str] = "fp32"
+    devices: ClassVar[tuple[str, ...]] = (CPU,)  # the device types (``devices``) it has a path on
     Options: ClassVar[type] = NoOptions
+    # options added after records existed: left out of ``options`` (and so of the key) at their defaults
+    quiet_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         known = option_names(type(self))
@@ -80,8 +85,12 @@ class Method(ABC):
 
     @property
     def options(self) -> dict[str, Any]:
-        """Every setting, defaults included."""
-        return dataclasses.asdict(self.opts)
+        """Every setting, defaults included (but ``quiet_options`` at their defaults)."""
+        out = dataclasses.asdict(self.opts)
+        if self.quiet_options:
+            defaults = dataclasses.asdict(self.Options())
+            out = {k: v for k, v in out.items() if k not in self.quiet_options or v != defaults[k]}
+        return out
 
     @property
     def label(self) -> str:
@@ -98,14 +107,29 @@ class Method(ABC):
         return f"<method {self.label}>"
 
     def unavailable_reason(self) -> str | None:
-        """Why this method cannot run on this machine (missing hardware or library), or None."""
+        """Why this method cannot run on this machine's CPU (missing hardware or library), or None."""
         return None
 
-    def check(self, family: str, unavailable: str = "error") -> str | None:
-        """Refuse, before any work, a method that does not apply to this model family or machine.
+    def cuda_unavailable_reason(self, device: str) -> str | None:
+        """Why this method cannot run on this CUDA device, which is there (e.g. no native bf16), or None."""
+        return None
 
-        A method this machine cannot run raises too, unless ``unavailable="skip"``: then the reason is
-        returned, for the caller to record the variant as skipped. None: the method can run.
+    def check_device(self, device: str = CPU) -> None:
+        """Refuse a method with no path on ``device``'s type (a property of the method, not of the machine)."""
+        kind = device_type(device)
+        if kind not in self.devices:
+            on = [m for m in list_methods() if kind in METHODS.get(m).devices]
+            raise MethodNotApplicableError(
+                f"method {self.name!r} has no path on {kind} (it runs on: {', '.join(self.devices)})",
+                f"on {kind} use one of: {', '.join(on)}; or set the benchmark's device to {self.devices[0]}",
+            )
+
+    def check(self, family: str, unavailable: str = "error", device: str = CPU) -> str | None:
+        """Refuse, before any work, a method that does not apply to this model family, device or machine.
+
+        A method this machine cannot run (no such GPU, missing hardware or library) raises too, unless
+        ``unavailable="skip"``: then the reason is returned, for the caller to record the variant as skipped.
+        None: the method can run.
         """
         if family not in self.families:
             applicable = [m for m in list_methods() if family in METHODS.get(m).families]
@@ -114,13 +138,18 @@ class Method(ABC):
                 f"{', '.join(self.families)})",
                 f"use one of: {', '.join(applicable)}",
             )
-        reason = self.unavailable_reason()
+        self.check_device(device)
+        fix = "drop it from the grid"
+        if device_type(device) == CPU:
+            reason = self.unavailable_reason()
+        elif reason := device_support.cuda_unavailable(device):
+            fix = "run on a machine with an NVIDIA GPU and a CUDA build of PyTorch, or set the device to cpu"
+        else:
+            reason = self.cuda_unavailable_reason(device)
         if reason and unavailable == "skip":
             return f"cannot run on this machine: {reason}"
         if reason:
-            raise MethodNotApplicableError(
-                f"method {self.name!r} cannot run here: {reason}", "drop it from the grid"
-            )
+            raise MethodNotApplicableError(f"method {self.name!r} cannot run here: {reason}", fix)
         return None
 
     @abstractmethod

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import devices
+from ..devices import CPU
 from ..exceptions import ConfigError
 from ..registry import Registry
 
@@ -30,6 +32,8 @@ class Predictor:
 
     runtime: str = "base"
     tensor_type: str | None = "np"  # what the tokenizer returns: "np", "pt", or None (python lists)
+    device: str = CPU  # where the model runs (``devices``); a GPU predictor sets its own
+    torch_allocator: bool = True  # its GPU memory is torch's (the peaks ``devices.DeviceMemory`` reads)
 
     def __init__(self, tokenizer, family: str, prefix: str = ""):
         self.tokenizer = tokenizer
@@ -56,6 +60,10 @@ class Predictor:
             max_length=max_length,
             return_tensors=self.tensor_type,
         )
+
+    def synchronize(self) -> None:
+        """Wait for the work this predictor queued on its device (timers call it around each timed call)."""
+        devices.synchronize(self.device)
 
     def close(self) -> None:
         """Release what the runtime holds (sessions, threads, files)."""

@@ -28,6 +28,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from ..devices import device_type, parse_device, torch_device_index
 from .base import DEFAULT_MAX_LENGTH, Generation, Generator, Runtime, register_runtime
 
 # translate_batch options fixed to reproduce HF generate (see the module docstring).
@@ -51,6 +52,7 @@ class Ct2Predictor(Generator):
     """
 
     runtime = "ctranslate2"
+    torch_allocator = False  # CTranslate2 allocates GPU memory itself: torch's peaks would read 0
     tensor_type = None  # python lists: CTranslate2 takes token strings, not arrays
 
     def __init__(
@@ -64,6 +66,7 @@ class Ct2Predictor(Generator):
         inter_threads: int = 1,
         owns_dir: bool = False,
         options: dict[str, Any] | None = None,
+        device: str = "cpu",
     ):
         import ctranslate2
 
@@ -78,9 +81,11 @@ class Ct2Predictor(Generator):
         self._cleanup = (
             weakref.finalize(self, shutil.rmtree, self.model_dir, ignore_errors=True) if owns_dir else None
         )
+        self.device = parse_device(device)
         self.translator = ctranslate2.Translator(
             self.model_dir,
-            device="cpu",
+            device=device_type(self.device),
+            device_index=torch_device_index(self.device),
             compute_type=compute_type,
             intra_threads=self.intra_threads,
             inter_threads=self.inter_threads,
@@ -127,6 +132,9 @@ class Ct2Predictor(Generator):
             new_tokens += sum(i != self._pad_id for i in ids)
             outputs.append(self.tokenizer.decode(ids, skip_special_tokens=True))
         return Generation(outputs, new_tokens)
+
+    def synchronize(self) -> None:
+        """Nothing to wait for: ``translate_batch`` returns once its results are on the host, on a GPU too."""
 
     def close(self) -> None:
         if self.translator is not None:

@@ -57,3 +57,19 @@ def test_the_baseline_is_an_original_model_s_fp32_even_when_a_student_scores_hig
     assert baseline_row(rows[rows["teacher"].notna()])["variant"] == "pruned:fp32"  # students only: the best
     assert baseline_row(rows.drop(columns="teacher"))["variant"] == "pruned:fp32"  # older records: the best
     assert baseline_row(rows[rows["method"] != "fp32"]) is None
+
+
+def test_with_cpu_and_gpu_variants_the_baseline_is_the_cpu_fp32():
+    import pandas as pd
+
+    from accelbench.analysis.selection import baseline_row
+
+    rows = pd.DataFrame([
+        {"variant": "m:fp32 (cuda)", "method": "fp32", "metric": 0.8785, "device": "cuda"},
+        {"variant": "m:fp32", "method": "fp32", "metric": 0.8773, "device": "cpu"},
+        {"variant": "m:bf16 (cuda)", "method": "bf16", "metric": 0.879, "device": "cuda"},
+    ])  # fmt: skip
+    assert baseline_row(rows)["variant"] == "m:fp32"
+    assert baseline_row(rows.iloc[[0, 2]])["variant"] == "m:fp32 (cuda)"  # a GPU-only run: its own fp32
+    older = rows.assign(device=[None, None, None])  # records from before the device field: as before
+    assert baseline_row(older)["variant"] == "m:fp32 (cuda)"

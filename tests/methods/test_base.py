@@ -33,6 +33,8 @@ OTHER_VALUES = {
     "task": "sst2",
     "group_size": 32,
     "fp32_units": UnitList(["layer.0"]),
+    "compile": True,
+    "compile_mode": "max-autotune",
 }
 
 
@@ -88,10 +90,10 @@ def test_every_setting_is_in_options_and_label(name):
     assert list(inspect.signature(cls.__init__).parameters) == ["self", "options"], name
     assert dataclasses.is_dataclass(cls.Options) and cls.Options.__dataclass_params__.frozen
     default = get_method(name)
-    # fp32_units stays out of ``options`` (the record key) while empty: records from before it keep their keys
-    assert (
-        list(default.options) == [n for n in option_names(cls) if n != "fp32_units"] and default.label == name
-    )
+    # fp32_units and the quiet options (compile) stay out of ``options`` (the record key) at their defaults:
+    # records from before them keep their keys
+    quiet = {"fp32_units", *cls.quiet_options}
+    assert list(default.options) == [n for n in option_names(cls) if n not in quiet] and default.label == name
     for field in dataclasses.fields(cls.Options):
         assert field.name in OTHER_VALUES, f"{name}: add a non-default value for {field.name!r} above"
         value = OTHER_VALUES[field.name]
@@ -116,7 +118,7 @@ def test_unknown_option_names_the_known_ones():
     for known in ("calibration", "samples", "per_channel", "task", "reduce_range", "require_fusion"):
         assert known in e.value.fix
     with pytest.raises(ConfigError, match="its options are: none"):
-        get_method({"name": "fp32", "samples": 4})
+        get_method({"name": "ct2-fp32", "samples": 4})
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,81 @@
+"""What the precision methods (``methods.torch``) share: the variant's device, the float32 matmul precision
+its calls run under, the GPU generation a precision needs, and ``torch.compile`` with its warm-up.
+
+``torch.compile`` runs with ``dynamic=True``: dynamically padded batches change the sequence (and batch)
+length on every call, and a graph specialised to each shape would recompile during the timed rounds. A
+classifier compiles its whole forward; a seq2seq model compiles the ``forward`` that ``generate`` calls once
+per step (the encoder pass and the decoding steps with a growing cache), so ``generate`` itself, with its
+Python loop, is unchanged. The warm-up calls a batch of one text (size 1 is specialised by the compiler) and a
+batch of two, and then a third shape, so that what the benchmark times is the compiled code, not its
+compilation; their time is the variant's ``compile_s``. ``reduce-overhead`` (CUDA graphs) records a graph
+per new shape: use ``paddings: [max_length]`` with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .. import devices
+from ..devices import CPU, is_cuda
+from ..runtimes.base import Predictor
+
+logger = logging.getLogger(__name__)
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+DEFAULT_COMPILE_MODE = "default"
+COMPILED_RUNTIME = "pytorch-inductor"
+# three shapes: batch 1 (specialised), then two dynamic ones (the first dynamic call may still specialise)
+WARMUP_BATCHES = (
+    ["a warm-up text"],
+    ["a second warm-up text", "and a third, a little longer than the others, to vary the length"],
+    ["four", "texts of", "different lengths to", "warm the compiled graph up once more"],
+)
+WARMUP_NEW_TOKENS = 4
+
+
+def loaded_device(loaded: Any) -> str:
+    """The device a loaded model's variants run on (``LoadedModel.device``; cpu when it has none)."""
+    return getattr(loaded, "device", None) or CPU
+
+
+def cuda_capability_below(device: str, need: tuple[int, int], what: str) -> str | None:
+    """Why ``what`` cannot run on this CUDA device (compute capability below ``need``), or None."""
+    if reason := devices.cuda_unavailable(device):
+        return reason
+    import torch
+
+    have = torch.cuda.get_device_capability(devices.torch_device(device))
+    if tuple(have) < need:
+        name = torch.cuda.get_device_name(devices.torch_device(device))
+        return f"{name} (compute capability {have[0]}.{have[1]}) has no {what}: it needs {need[0]}.{need[1]}+"
+    return None
+
+
+def compile_model(predictor: Predictor, mode: str = DEFAULT_COMPILE_MODE) -> dict[str, Any]:
+    """Compile a torch predictor's model in place and warm it up; returns the details its record keeps."""
+    import torch
+
+    t0 = time.perf_counter()
+    model = predictor.model  # type: ignore[attr-defined]
+    generates = hasattr(predictor, "generate")
+    if generates:  # generate's loop stays Python; each step's forward is compiled
+        model.forward = torch.compile(model.forward, mode=mode, dynamic=True)
+    else:
+        predictor.model = torch.compile(model, mode=mode, dynamic=True)  # type: ignore[attr-defined]
+    for texts in WARMUP_BATCHES:
+        if generates:
+            predictor.generate(texts, max_new_tokens=WARMUP_NEW_TOKENS)  # type: ignore[attr-defined]
+        else:
+            predictor.logits(texts)  # type: ignore[attr-defined]
+        predictor.synchronize()
+    compile_s = time.perf_counter() - t0
+    logger.info("compiled (%s, %s) in %.1f s", mode, predictor.device, compile_s)
+    return {
+        "compiled": True,
+        "compile_mode": mode,
+        "compile_dynamic": True,
+        "compile_s": round(compile_s, 2),
+        "cuda_graphs": is_cuda(predictor.device) and mode == "reduce-overhead",
+    }
