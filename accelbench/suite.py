@@ -25,6 +25,7 @@ from .analysis import write_summary
 from .analysis.summary import SUMMARY_FILE, failure_rows, with_failures
 from .config import SweepConfig
 from .confirm import confirm_recommended
+from .devices import CPU
 from .exceptions import AccelbenchError
 from .measure.settings import BenchmarkSettings
 from .models import is_trained, resolve_model
@@ -98,8 +99,17 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
     """The notebooks the config asks for, with their parameters, in execution order."""
     out_dir = config.run_dir / "notebooks"
     runs = []
+    names: dict[str, int] = {}  # two experiments of one task and model (another device, other settings)
+
+    def slug(task: str, model: Any, settings: dict[str, Any]) -> str:
+        device = str(settings.get("device") or CPU)
+        base = _slug(task, model, *([device] if device != CPU else []))
+        names[base] = names.get(base, 0) + 1
+        return base if names[base] == 1 else f"{base}__{names[base]}"
+
     for e in config.experiments:
         for m in e.models:
+            name = slug(e.task, m, e.settings(config.benchmark))
             common = {
                 "task": e.task,
                 "model": m,
@@ -110,15 +120,15 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
                 "progress": False,  # an executed notebook keeps results, not progress-bar updates
             }
             if student_recipe_class(resolve_model(m).recipe) is not None:
-                runs.append(NotebookRun(DISTILLATION_NB, out_dir / f"03_distillation__{_slug(e.task, m)}.ipynb",
+                runs.append(NotebookRun(DISTILLATION_NB, out_dir / f"03_distillation__{name}.ipynb",
                                         {**{k: v for k, v in common.items() if k != "model"}, "student": m,
                                          "methods": list(e.methods)}))  # fmt: skip
                 continue
-            runs.append(NotebookRun(BASELINE_NB, out_dir / f"01_baseline__{_slug(e.task, m)}.ipynb",
+            runs.append(NotebookRun(BASELINE_NB, out_dir / f"01_baseline__{name}.ipynb",
                                     {**common, "paddings": config.baseline_paddings}))  # fmt: skip
             others = [x for x in e.methods if x != BASELINE_METHOD]
             if others or e.sensitivity:
-                runs.append(NotebookRun(QUANTIZATION_NB, out_dir / f"02_quantization__{_slug(e.task, m)}.ipynb",
+                runs.append(NotebookRun(QUANTIZATION_NB, out_dir / f"02_quantization__{name}.ipynb",
                                         {**common, "methods": others, "sensitivity": e.sensitivity}))  # fmt: skip
     runs.append(NotebookRun(PARETO_NB, out_dir / "04_pareto.ipynb",
                             {"run_dir": str(config.run_dir), "fraction": config.fraction,

@@ -220,3 +220,22 @@ def test_summary_scaling_section_comes_from_the_plan(tmp_path):
     lines = _scaling_lines(tmp_path)
     assert "## Scaling" in lines and "**Recommendation:** m:fp32, 1 replica" in lines
     assert not any(line.startswith("# Deployment plan") for line in lines)
+
+
+def test_two_experiments_of_one_task_and_model_get_their_own_notebooks(tmp_path):
+    from accelbench.config import SweepConfig
+    from accelbench.suite import plan
+
+    config = SweepConfig.from_dict({
+        "run": "two", "results_dir": str(tmp_path),
+        "experiments": [
+            {"task": "sst2", "models": ["minilm-sst2"], "methods": ["fp32", "bf16"], "benchmark": {"device": "cuda"}},
+            {"task": "sst2", "models": ["minilm-sst2"], "methods": ["fp32", "dynamic-int8"]},
+            {"task": "sst2", "models": ["minilm-sst2"], "methods": ["fp32"], "benchmark": {"batch_sizes": [4]}},
+        ],
+    })  # fmt: skip
+    names = [run.output.name for run in plan(config)]
+    assert len(names) == len(set(names))  # none overwrites another
+    assert "01_baseline__sst2__minilm-sst2__cuda.ipynb" in names
+    assert "02_quantization__sst2__minilm-sst2__cuda.ipynb" in names
+    assert "01_baseline__sst2__minilm-sst2.ipynb" in names and "01_baseline__sst2__minilm-sst2__2.ipynb" in names

@@ -99,6 +99,11 @@ def _mark_busy(ax: Axes, rows: pd.DataFrame, x: str, y: str, colour) -> None:
         ax.scatter(busy[x], busy[y], s=40, facecolors="white", edgecolors=[colour], linewidths=1.5, zorder=4)
 
 
+def _scenario(df: pd.DataFrame, scenario: str) -> pd.DataFrame:
+    """The rows of one scenario; none where nothing was measured (records of skipped variants only)."""
+    return df[df["scenario"] == scenario] if "scenario" in df.columns else df.iloc[0:0]
+
+
 @readable
 def training_curve(info: dict) -> Figure | None:
     """Smoothed training loss against step, from a checkpoint's ``accelbench.json`` (None when absent)."""
@@ -132,12 +137,15 @@ def length_histogram(tokenizer, texts: list[str], max_length: int = 128) -> Figu
 
 
 @readable
-def throughput_vs_batch(records: pd.DataFrame) -> Figure:
-    """Batch-inference throughput against batch size, one line per variant and padding (bars: its interval;
-    hollow markers: measured on a busy machine)."""
+def throughput_vs_batch(records: pd.DataFrame, padding: str | None = None) -> Figure | None:
+    """Batch-inference throughput against batch size, one line per variant and padding (or only ``padding``;
+    bars: its interval; hollow markers: measured on a busy machine); None when no batch point was measured
+    (all skipped)."""
 
-    df = _ok(records)
-    df = df[df["scenario"] == "batch"]
+    df = _scenario(_ok(records), "batch")
+    df = df[df["padding"] == padding] if padding and not df.empty else df
+    if df.empty:
+        return None
     fig, (ax,) = new_figure()
     groups = list(df.groupby(["variant", "padding"], sort=False))
     colours = _colours(len(groups))
@@ -156,11 +164,13 @@ def throughput_vs_batch(records: pd.DataFrame) -> Figure:
 
 
 @readable
-def latency_bars(records: pd.DataFrame) -> Figure:
+def latency_bars(records: pd.DataFrame) -> Figure | None:
     """Real-time latency percentiles (p50, p90, p99) per variant, with their intervals where recorded; a
-    variant per row, so that long names stay readable; hatched bars: measured on a busy machine."""
-    df = _ok(records)
-    df = df[df["scenario"] == "realtime"].drop_duplicates("variant", keep="last").iloc[::-1]
+    variant per row, so that long names stay readable; hatched bars: measured on a busy machine. None when no
+    real-time point was measured."""
+    df = _scenario(_ok(records), "realtime").drop_duplicates("variant", keep="last").iloc[::-1]
+    if df.empty:
+        return None
     fig, (ax,) = new_figure(row_height_in=rows_height(len(df), per_row_in=0.5))
     qs = ["latency_ms_p50", "latency_ms_p90", "latency_ms_p99"]
     y = np.arange(len(df))
@@ -185,15 +195,18 @@ def speedup_and_quality(
     baseline_method: str = BASELINE_METHOD,
     batch_size: int = 32,
     fraction: float = DEFAULT_FRACTION,
-) -> Figure:
+) -> Figure | None:
     """Top: throughput relative to the model's own baseline per batch size. Bottom: each variant's metric
-    with its 95% interval, and the quality floor (``fraction`` of the best fp32 metric).
+    with its 95% interval, and the quality floor (``fraction`` of the best fp32 metric). None when no
+    variant of ``records`` was measured.
 
     Where the records hold ``speedup_vs_fp32`` (the median of per-round ratios against the model's own
     fp32, measured in turns) it is drawn with its interval as error bars; older records fall back to the
     ratio of the two throughputs. Hollow markers: measured on a busy machine.
     """
     df = _ok(records)
+    if df.empty or "scenario" not in df.columns:
+        return None
     q = df.drop_duplicates("variant", keep="last")
     fig, (ax1, ax2) = new_figure(2, row_height_in=[ROW_HEIGHT_IN, rows_height(len(q))])
     batch = df[(df["scenario"] == "batch") & (df["padding"] == "dynamic")]
@@ -245,8 +258,7 @@ def speedup_and_quality(
 @readable
 def padding_comparison(records: pd.DataFrame) -> Figure | None:
     """Dynamic (length-sorted) vs max_length padding throughput per batch size, for each variant."""
-    df = _ok(records)
-    df = df[df["scenario"] == "batch"]
+    df = _scenario(_ok(records), "batch")
     both = [v for v, g in df.groupby("variant", sort=False) if g["padding"].nunique() > 1]
     if not both:
         return None
@@ -279,7 +291,8 @@ def percent_of_peak(records: pd.DataFrame, batch_size: int = 32) -> Figure | Non
     df = _ok(records)
     if "pct_of_peak" not in df:
         return None
-    df = df[(df["scenario"] == "batch") & (df["padding"] == "dynamic")]
+    df = _scenario(df, "batch")
+    df = df[df["padding"] == "dynamic"]
     if df.empty:
         return None
     bs = batch_size if (df["batch_size"] == batch_size).any() else int(df["batch_size"].max())
