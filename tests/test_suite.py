@@ -238,4 +238,6 @@ def test_two_experiments_of_one_task_and_model_get_their_own_notebooks(tmp_path)
     assert len(names) == len(set(names))  # none overwrites another
     assert "01_baseline__sst2__minilm-sst2__cuda.ipynb" in names
     assert "02_quantization__sst2__minilm-sst2__cuda.ipynb" in names
-    assert "01_baseline__sst2__minilm-sst2.ipynb" in names and "01_baseline__sst2__minilm-sst2__2.ipynb" in names
+    assert (
+        "01_baseline__sst2__minilm-sst2.ipynb" in names and "01_baseline__sst2__minilm-sst2__2.ipynb" in names
+    )
