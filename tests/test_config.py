@@ -33,7 +33,15 @@ def test_every_config_parses(path):
 
 @pytest.mark.parametrize(
     "name",
-    ["default.yaml", "quick.yaml", "distill.yaml", "runtimes.yaml", "calibration.yaml", "serving.yaml"],
+    [
+        "default.yaml",
+        "quick.yaml",
+        "distill.yaml",
+        "runtimes.yaml",
+        "calibration.yaml",
+        "serving.yaml",
+        "gpu.yaml",
+    ],
 )
 def test_offline_configs_validate(name):
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / name)

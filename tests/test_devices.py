@@ -284,3 +284,11 @@ def test_one_frontier_marks_the_device_of_each_point():
     keys = [_shape_key(r, True) for _, r in rows.iterrows()]
     assert keys == ["fp32 (cpu)", "fp32 (cuda)", "bf16 (cpu)"]
     assert [_shape_key(r, False) for _, r in rows.iterrows()] == ["fp32", "fp32", "bf16"]
+
+
+def test_compile_is_refused_for_seq2seq_before_work():
+    with pytest.raises(MethodNotApplicableError) as e:
+        get_method({"name": "bf16", "compile": True}).check("t5", "skip", device="cuda")
+    assert "applies to classifiers" in e.value.message and "ct2-fp16" in e.value.fix
+    with pytest.raises(MethodNotApplicableError):
+        get_method({"name": "fp32", "compile": True}).check("t5")

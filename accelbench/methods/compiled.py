@@ -3,9 +3,10 @@ its calls run under, the GPU generation a precision needs, and ``torch.compile``
 
 ``torch.compile`` runs with ``dynamic=True``: dynamically padded batches change the sequence (and batch)
 length on every call, and a graph specialised to each shape would recompile during the timed rounds. A
-classifier compiles its whole forward; a seq2seq model compiles the ``forward`` that ``generate`` calls once
-per step (the encoder pass and the decoding steps with a growing cache), so ``generate`` itself, with its
-Python loop, is unchanged. The warm-up calls a batch of one text (size 1 is specialised by the compiler) and a
+classifier compiles its whole forward. Seq2seq models are refused by the methods (``PrecisionMethod.check``):
+compiling the ``forward`` that ``generate`` calls once per step recompiles as the cache grows, past torch's
+recompile limit, after which the steps run eager; ``compile_model`` can still compile one for a user who
+raises that limit. The warm-up calls a batch of one text (size 1 is specialised by the compiler) and a
 batch of two, and then a third shape, so that what the benchmark times is the compiled code, not its
 compilation; their time is the variant's ``compile_s``. ``reduce-overhead`` (CUDA graphs) records a graph
 per new shape: use ``paddings: [max_length]`` with it.

@@ -13,7 +13,7 @@ from .. import devices as device_support
 from ..devices import CPU, CUDA
 from ..devices import matmul_precision as precision_scope
 from ..environment import cxx_compiler, supports_bf16
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, MethodNotApplicableError
 from ..runtimes.torch import torch_predictor
 from .base import Method, Variant, check_bool, register_method, torch_size_mb
 from .compiled import (
@@ -69,6 +69,15 @@ class PrecisionMethod(Method):
     @property
     def runtime(self) -> str:  # type: ignore[override]
         return COMPILED_RUNTIME if self.opts.compile else "pytorch"
+
+    def check(self, family: str, unavailable: str = "error", device: str = CPU) -> str | None:
+        if self.opts.compile and family == "t5":  # a property of the method, not of the machine: refused
+            raise MethodNotApplicableError(
+                f"method {self.label!r}: compile applies to classifiers; T5's generate loop changes the cache "
+                "length at every step and recompiles its forward past torch's recompile limit",
+                f"use {self.name} eager for T5 (or ct2-fp16 / ct2-bf16 on a GPU)",
+            )
+        return super().check(family, unavailable, device)
 
     def unavailable_reason(self) -> str | None:
         if self.opts.compile and cxx_compiler() is None:
