@@ -90,6 +90,24 @@ def fusion_notes(records: pd.DataFrame) -> str:
     return "\n\n".join(f"{', '.join(names)}: {note}" for note, names in reasons.items())
 
 
+def fusion_table(records: pd.DataFrame) -> pd.DataFrame:
+    """ONNX Runtime graph fusions per variant, and the fused-vs-unfused timing check where it was run, as data
+    (numbers, for checks); notebooks show ``fusion_counts_table`` and ``fusion_check_table``."""
+    rows = []
+    for _, r in _onnx_rows(records).iterrows():
+        d = _details(r)
+        opt = d.get("optimizer") or {}
+        fusions = opt.get("fusions") or {}
+        check = d.get("fusion_check") or {}
+        rows.append({VARIANT: r[VARIANT],
+                     "fusions": ", ".join(f"{k} {v}" for k, v in fusions.items() if v)
+                                or ("none: " + opt["note"] if opt.get("note") else "none"),
+                     "unfused ms": check.get("unfused_ms"), "fused ms": check.get("fused_ms"),
+                     "fused speed-up": check.get("speedup"), "fused not slower": check.get("fused_not_slower"),
+                     "max |diff|": check.get("max_abs_diff")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def fusion_check_table(records: pd.DataFrame) -> pd.DataFrame:
     """ort-fp32's check that the fused graph is not slower than the plain export, where it was run."""
     cells = []

@@ -18,7 +18,7 @@ from ..records import BASELINE_METHOD, OK_STATUS
 from .busy import busy_mask, busy_note
 from .formatting import display_metric_name, format_metric, fraction_text
 from .labels import LabelJob, place_labels
-from .onnx_tables import ORT_STATIC_INT8, calibration_table
+from .onnx_tables import ORT_STATIC_INT8, calibration_table, fusion_table
 from .recommend import DEFAULT_FRACTION
 from .style import (
     FLOOR_STYLE,
@@ -415,28 +415,6 @@ def teacher_vs_students(comparison: pd.DataFrame, fraction: float = DEFAULT_FRAC
     # a point whose label finds no room is still named by its colour (model) and shape (method)
     place_labels([LabelJob(ax, order[col].astype(float), order["_y"], list(order["variant"]))])
     return fig
-
-
-def fusion_table(records: pd.DataFrame) -> pd.DataFrame:
-    """ONNX Runtime graph fusions per model, and the fused-vs-unfused timing check where it was run, as data
-    (numbers, for checks); notebooks show ``tables.fusion_counts_table`` and ``tables.fusion_check_table``."""
-    df = _ok(records)
-    if "variant_details" not in df or "runtime" not in df:
-        return pd.DataFrame()
-    df = df[df["runtime"] == "onnxruntime"].drop_duplicates("variant", keep="last")
-    rows = []
-    for _, r in df.iterrows():
-        d = json.loads(r["variant_details"]) if isinstance(r["variant_details"], str) else {}
-        opt = d.get("optimizer") or {}
-        fusions = opt.get("fusions") or {}
-        check = d.get("fusion_check") or {}
-        rows.append({"variant": r["variant"],
-                     "fusions": ", ".join(f"{k} {v}" for k, v in fusions.items() if v)
-                                or ("none: " + opt["note"] if opt.get("note") else "none"),
-                     "unfused ms": check.get("unfused_ms"), "fused ms": check.get("fused_ms"),
-                     "fused speed-up": check.get("speedup"), "fused not slower": check.get("fused_not_slower"),
-                     "max |diff|": check.get("max_abs_diff")})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 __all__ = [
