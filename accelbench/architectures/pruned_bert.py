@@ -9,15 +9,13 @@ every tool that loads a ``BertForSequenceClassification`` (ONNX export, dynamic 
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.bert.modeling_bert import BertSelfAttention, eager_attention_forward
 
-logger = logging.getLogger(__name__)
+from . import register_auto
 
 MODEL_TYPE = "accelbench-pruned-bert"
 
@@ -128,13 +126,11 @@ class PrunedBertForSequenceClassification(BertForSequenceClassification):
 
 def _register() -> None:
     """Make ``AutoConfig`` / ``AutoModelForSequenceClassification`` load saved pruned checkpoints."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
-    try:
-        AutoConfig.register(MODEL_TYPE, PrunedBertConfig)
-        AutoModelForSequenceClassification.register(PrunedBertConfig, PrunedBertForSequenceClassification)
-    except ValueError:  # already registered (a module reload)
-        logger.debug("%s is registered already", MODEL_TYPE)
+    register_auto(
+        MODEL_TYPE, PrunedBertConfig, AutoModelForSequenceClassification, PrunedBertForSequenceClassification
+    )
 
 
 _register()  # importing this module is what registers the architecture

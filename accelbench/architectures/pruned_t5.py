@@ -10,12 +10,10 @@ and CTranslate2 (whose T5 loader reads each ``Linear`` with its own shape).
 
 from __future__ import annotations
 
-import logging
-
 from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
-logger = logging.getLogger(__name__)
+from . import register_auto
 
 MODEL_TYPE = "accelbench-pruned-t5"
 
@@ -97,13 +95,9 @@ class PrunedT5ForConditionalGeneration(T5ForConditionalGeneration):
 
 def _register() -> None:
     """Make ``AutoConfig`` / ``AutoModelForSeq2SeqLM`` load saved pruned checkpoints."""
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+    from transformers import AutoModelForSeq2SeqLM
 
-    try:
-        AutoConfig.register(MODEL_TYPE, PrunedT5Config)
-        AutoModelForSeq2SeqLM.register(PrunedT5Config, PrunedT5ForConditionalGeneration)
-    except ValueError:  # already registered (a module reload)
-        logger.debug("%s is registered already", MODEL_TYPE)
+    register_auto(MODEL_TYPE, PrunedT5Config, AutoModelForSeq2SeqLM, PrunedT5ForConditionalGeneration)
 
 
 _register()  # importing this module is what registers the architecture
