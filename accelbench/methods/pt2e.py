@@ -32,8 +32,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..environment import cxx_compiler
 from ..export.classifier import CHECK_BATCHES, max_positions, torch_export_classifier, torch_logits
 from ..export.onnx_graph import split_pairs
 from ..runtimes.torch import CompiledPredictor
@@ -52,14 +51,6 @@ logger = logging.getLogger(__name__)
 
 INSTALL = "pip install torchao==0.18.0"
 INDUCTOR_OPTIONS = {"freezing": True}  # constant-fold the int8 weights into oneDNN's packed layout
-
-
-def cxx_compiler() -> str | None:
-    """The C++ compiler TorchInductor will call (``$CXX`` or the first of g++, c++, clang++ on PATH)."""
-    env = os.environ.get("CXX")
-    if env:
-        return shutil.which(env) or (env if os.path.exists(env) else None)
-    return next((shutil.which(c) for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
 
 
 def _pt2e_missing() -> str | None:
