@@ -5,8 +5,7 @@ its calls run under, the GPU generation a precision needs, and ``torch.compile``
 length on every call, and a graph specialised to each shape would recompile during the timed rounds. A
 classifier compiles its whole forward. Seq2seq models are refused by the methods (``PrecisionMethod.check``):
 compiling the ``forward`` that ``generate`` calls once per step recompiles as the cache grows, past torch's
-recompile limit, after which the steps run eager; ``compile_model`` can still compile one for a user who
-raises that limit. The warm-up calls a batch of one text (size 1 is specialised by the compiler) and a
+recompile limit, after which the steps run eager. The warm-up calls a batch of one text (size 1 is specialised by the compiler) and a
 batch of two, and then a third shape, so that what the benchmark times is the compiled code, not its
 compilation; their time is the variant's ``compile_s``. ``reduce-overhead`` (CUDA graphs) records a graph
 per new shape: use ``paddings: [max_length]`` with it.
@@ -20,7 +19,7 @@ from typing import Any
 
 from .. import devices
 from ..devices import CPU, is_cuda
-from ..runtimes.base import Predictor
+from ..runtimes.base import Classifier
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,6 @@ WARMUP_BATCHES = (
     ["a second warm-up text", "and a third, a little longer than the others, to vary the length"],
     ["four", "texts of", "different lengths to", "warm the compiled graph up once more"],
 )
-WARMUP_NEW_TOKENS = 4
 
 
 def loaded_device(loaded: Any) -> str:
@@ -54,22 +52,14 @@ def cuda_capability_below(device: str, need: tuple[int, int], what: str) -> str 
     return None
 
 
-def compile_model(predictor: Predictor, mode: str = DEFAULT_COMPILE_MODE) -> dict[str, Any]:
-    """Compile a torch predictor's model in place and warm it up; returns the details its record keeps."""
+def compile_model(predictor: Classifier, mode: str = DEFAULT_COMPILE_MODE) -> dict[str, Any]:
+    """Compile a torch classifier's model in place and warm it up; returns the details its record keeps."""
     import torch
 
     t0 = time.perf_counter()
-    model = predictor.model  # type: ignore[attr-defined]
-    generates = hasattr(predictor, "generate")
-    if generates:  # generate's loop stays Python; each step's forward is compiled
-        model.forward = torch.compile(model.forward, mode=mode, dynamic=True)
-    else:
-        predictor.model = torch.compile(model, mode=mode, dynamic=True)  # type: ignore[attr-defined]
+    predictor.model = torch.compile(predictor.model, mode=mode, dynamic=True)  # type: ignore[attr-defined]
     for texts in WARMUP_BATCHES:
-        if generates:
-            predictor.generate(texts, max_new_tokens=WARMUP_NEW_TOKENS)  # type: ignore[attr-defined]
-        else:
-            predictor.logits(texts)  # type: ignore[attr-defined]
+        predictor.logits(texts)  # type: ignore[attr-defined]
         predictor.synchronize()
     compile_s = time.perf_counter() - t0
     logger.info("compiled (%s, %s) in %.1f s", mode, predictor.device, compile_s)
