@@ -63,7 +63,8 @@ class Predictor:
 
     def synchronize(self) -> None:
         """Wait for the work this predictor queued on its device (timers call it around each timed call)."""
-        devices.synchronize(self.device)
+        if self.device != CPU:  # called around every timed call: nothing to parse on the CPU
+            devices.synchronize(self.device)
 
     def close(self) -> None:
         """Release what the runtime holds (sessions, threads, files)."""
