@@ -6,8 +6,9 @@ For one server configuration (variant, replicas, threads, largest batch, wait):
    server starts, so the two do not share the cores; or read from --curves);
 2. the predicted peak: the highest Poisson rate whose simulated p99 meets --p99-ms, and the predicted p50/p99
    at each load level;
-   with the serving overheads (the HTTP front's CPU time per request, the hand-off to a replica) measured in a
-   low-load calibration run, and, for comparison, for the model alone;
+   with the serving overheads measured in two short calibration runs at 20% and 40% of the model-alone peak
+   (the front's and the generator's CPU time per request, which the replicas lose where they fill every core;
+   the hand-off to a replica per batch), and, for comparison, for the model alone;
 3. an open-loop Poisson load test at each level (``accelbench.serving.loadgen.run_load``), against --url or a
    server this script starts on a loopback port and stops afterwards;
 4. predicted and measured side by side: ``<out>/plan_validation.json`` and ``plan_validation.md``.
@@ -40,7 +41,7 @@ from accelbench.analysis.markdown import markdown_table
 from accelbench.environment import collect_environment
 from accelbench.serving.curve_records import read_curves
 from accelbench.serving.curves import CurveSettings, measure_curves
-from accelbench.serving.planner import FINAL_REQUESTS, policy_rate, service_model
+from accelbench.serving.planner import FINAL_REQUESTS, policy_rate, service_model, shared_cores
 from accelbench.serving.simulate import WithOverhead, simulate
 from accelbench.serving.variant import sample_items
 
@@ -51,8 +52,11 @@ DEFAULT_WARMUP_S = 3.0
 CURVE_SIZES = (1, 2, 4, 8, 16, 32)
 HEALTH_TIMEOUT_S = 600.0
 N_TEXTS = 256
-CALIBRATION_RATE = 5.0  # requests/s: low enough that nothing queues, so the overheads show alone
-CALIBRATION_HIGH = 50.0  # requests/s at most for the second calibration rate (the front's CPU slope)
+# Calibration rates, as shares of the model-alone predicted peak: loaded enough that the replica stays warm
+# (at a few requests/s its threads sleep between requests and each request pays ~5-10 ms to wake them, which
+# loaded servers never pay), light enough that little queues, and below the validated levels.
+CALIBRATION_SHARES = (0.2, 0.4)
+MIN_CALIBRATION_RATE = 2.0
 
 
 def _get_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -115,6 +119,7 @@ def measure_p99(
         "measured_p99_low_ms": lat["p99"]["low"],
         "measured_p99_high_ms": lat["p99"]["high"],
         "completed_rate": report["completed_rate"],
+        "generator_cpu_percent": report.get("generator_cpu_percent"),
         "counts": report["counts"],
         "valid": report["valid"],
         "warnings": report["warnings"],
@@ -139,20 +144,38 @@ def curves_for(args: argparse.Namespace, out: Path) -> pd.DataFrame:
     return df
 
 
-def predict(df: pd.DataFrame, args: argparse.Namespace, front_ms: float = 0.0, dispatch_ms: float = 0.0):
-    """The predicted peak rate and the prediction at each load level, with the given serving overheads."""
+def _spare_cores(args: argparse.Namespace) -> float:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return float(max(0, cores - args.replicas * args.threads))
+
+
+def _simulate(svc, args: argparse.Namespace, rate: float, front_ms: float, shared_ms: float, n: int):
+    return simulate(svc, rate, replicas=args.replicas, max_batch=args.max_batch_size,
+                    max_wait_s=args.max_wait_ms / 1e3, n_requests=n, seed=args.seed, front_s=front_ms / 1e3,
+                    shared=shared_cores(shared_ms, _spare_cores(args), args.replicas))  # fmt: skip
+
+
+def predict(
+    df: pd.DataFrame,
+    args: argparse.Namespace,
+    front_ms: float = 0.0,
+    dispatch_ms: float = 0.0,
+    shared_ms: float = 0.0,
+):
+    """The predicted peak rate and the prediction at each load level, with the given serving overheads:
+    ``front_ms`` the front's CPU per request (a FIFO stage), ``dispatch_ms`` per batch, ``shared_ms`` the CPU
+    per request of everything else on the replicas' cores (front and, in this script, the load generator)."""
     svc = service_model(df)
     svc = WithOverhead(svc, dispatch_ms / 1e3) if dispatch_ms else svc
+    shared = shared_cores(shared_ms, _spare_cores(args), args.replicas)
     peak = policy_rate(svc, args.replicas, args.max_batch_size, args.max_wait_ms, args.p99_ms, seed=args.seed,
-                       front_ms=front_ms)  # fmt: skip
+                       front_ms=front_ms, shared=shared)  # fmt: skip
     rows = []
     for level in LEVELS:
-        sim = simulate(svc, level * peak, replicas=args.replicas, max_batch=args.max_batch_size,
-                       max_wait_s=args.max_wait_ms / 1e3, n_requests=FINAL_REQUESTS, seed=args.seed,
-                       front_s=front_ms / 1e3)  # fmt: skip
+        sim = _simulate(svc, args, level * peak, front_ms, shared_ms, FINAL_REQUESTS)
         rows.append({"level": level, "rate": level * peak, "predicted_p50_ms": sim.latency_ms_p50,
                      "predicted_p99_ms": sim.latency_ms_p99, "predicted_utilisation": sim.utilisation,
-                     "predicted_mean_batch": sim.mean_batch})  # fmt: skip
+                     "predicted_mean_batch": sim.mean_batch, "predicted_stretch": sim.service_stretch})  # fmt: skip
     return peak, rows
 
 
@@ -161,26 +184,41 @@ def _front_cpu_s(front: psutil.Process | None) -> float:
 
 
 def calibrate(df: pd.DataFrame, args, url: str, texts: list, pid: int | None, alone_peak: float) -> dict:
-    """The serving stack's overheads. At a low rate (nothing queues) the measured p50 minus the model's
-    predicted p50 is the overhead a request sees. The front's CPU time per request is the slope of its CPU
-    use between that rate and a higher one (so the event loop's idle work is not charged to requests); it
-    needs the front's process, known when this script started the server. The rest of the overhead is charged
-    per batch (hand-off to the replica and back) as ``dispatch_ms``."""
-    rates = (CALIBRATION_RATE, max(2 * CALIBRATION_RATE, min(CALIBRATION_HIGH, 0.25 * alone_peak)))
+    """The serving stack's overheads, from two short runs at CALIBRATION_SHARES of the model-alone peak.
+    - The front's CPU time per request: the slope of its CPU use between the two rates (so the event loop's
+      idle work is not charged to requests); it needs the front's process, known when this script started
+      the server.
+    - The generator's CPU time per request (its own process, on the same cores here): its CPU share over the
+      completed rate, averaged over the two runs.
+    - Both take cores from the replicas where these fill every core (``SharedCores``).
+    - The rest, the measured p50 minus the p50 simulated with the above, is charged per batch (the hand-off
+      to the replica and back) as ``dispatch_ms``: the mean over the two runs."""
+    rates = tuple(max(MIN_CALIBRATION_RATE, share * alone_peak) for share in CALIBRATION_SHARES)
     front = psutil.Process(pid) if pid else None
     runs = []
     for rate in rates:
         cpu0, t0 = _front_cpu_s(front), time.monotonic()
         run = measure_p99(url, rate, args.calibration_s, texts, args.p99_ms, args.warmup_s)
         runs.append((rate, (_front_cpu_s(front) - cpu0) / (time.monotonic() - t0), run))
-    (r1, cpu1, low), (r2, cpu2, _) = runs
+    (r1, cpu1, _), (r2, cpu2, _) = runs
     front_ms = max(0.0, (cpu2 - cpu1) / (r2 - r1) * 1e3) if front else 0.0
-    base = simulate(service_model(df), r1, replicas=args.replicas, max_batch=args.max_batch_size,
-                    max_wait_s=args.max_wait_ms / 1e3, n_requests=2_000, seed=args.seed)  # fmt: skip
-    dispatch_ms = max(0.0, (low["measured_p50_ms"] or 0.0) - base.latency_ms_p50 - front_ms)
+    gen_ms = [
+        (run["generator_cpu_percent"] or 0.0) / 100.0 / run["completed_rate"] * 1e3
+        for _, _, run in runs
+        if run.get("completed_rate")
+    ]
+    generator_ms = sum(gen_ms) / len(gen_ms) if gen_ms else 0.0
+    svc = service_model(df)
+    gaps, predicted = [], []
+    for rate, _, run in runs:
+        sim = _simulate(svc, args, rate, front_ms, front_ms + generator_ms, 4_000)
+        predicted.append(sim.latency_ms_p50)
+        gaps.append((run["measured_p50_ms"] or 0.0) - sim.latency_ms_p50)
+    dispatch_ms = max(0.0, sum(gaps) / len(gaps))
     return {"rate": r1, "rates": list(rates), "front_cpu_share": [cpu1, cpu2],
-            "measured_p50_ms": low["measured_p50_ms"], "predicted_p50_ms_model_only": base.latency_ms_p50,
-            "front_ms": front_ms, "dispatch_ms": dispatch_ms}  # fmt: skip
+            "measured_p50_ms": [run["measured_p50_ms"] for _, _, run in runs],
+            "predicted_p50_ms_without_dispatch": predicted, "front_ms": front_ms, "generator_ms": generator_ms,
+            "shared_ms": front_ms + generator_ms, "dispatch_ms": dispatch_ms}  # fmt: skip
 
 
 def markdown(result: dict) -> str:
@@ -198,8 +236,10 @@ def markdown(result: dict) -> str:
     title = (f"# Planner validation: {result['variant']}, {c['replicas']} replica(s) x {c['threads']} thread(s), "
              f"batches up to {c['max_batch_size']}, wait {c['max_wait_ms']:g} ms")  # fmt: skip
     cal = result["calibration"]
+    rates = " and ".join(f"{r:.1f}" for r in cal["rates"])
     peak = (f"Predicted peak at p99 <= {c['p99_ms']:g} ms: {result['predicted_peak_rate']:.1f} req/s with the serving "
-            f"overheads measured at {cal['rate']:g} req/s ({cal['front_ms']:.2f} ms per request in the front, "
+            f"overheads measured at {rates} req/s ({cal['front_ms']:.2f} ms of CPU per request in the front, "
+            f"{cal.get('generator_ms', 0.0):.2f} ms in the load generator on the same cores, "
             f"{cal['dispatch_ms']:.2f} ms per batch), {result['model_only']['predicted_peak_rate']:.1f} req/s for "
             "the model alone. The load levels are shares of the first.")  # fmt: skip
     return "\n".join([title, "", peak, "", markdown_table(head, rows, [False] + [True] * 7), ""])
@@ -245,8 +285,9 @@ def main() -> None:
     try:
         texts = sample_items(args.task, N_TEXTS)
         cal = calibrate(df, args, url, texts, proc.pid if proc else None, alone_peak)
-        peak, levels = predict(df, args, cal["front_ms"], cal["dispatch_ms"])
-        print(f"overheads: front {cal['front_ms']:.2f} ms/request, dispatch {cal['dispatch_ms']:.2f} ms/batch; "
+        peak, levels = predict(df, args, cal["front_ms"], cal["dispatch_ms"], cal["shared_ms"])
+        print(f"overheads: front {cal['front_ms']:.2f} ms/request, generator {cal['generator_ms']:.2f} ms/request, "
+              f"dispatch {cal['dispatch_ms']:.2f} ms/batch; "
               f"predicted peak {peak:.1f}/s ({alone_peak:.1f}/s for the model alone)")  # fmt: skip
         for row in levels:
             row.update(measure_p99(url, row["rate"], args.duration, texts, args.p99_ms, args.warmup_s))

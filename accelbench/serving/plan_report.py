@@ -130,7 +130,8 @@ def plan_markdown(plan_df: pd.DataFrame, rec: pd.Series, traffic: Traffic) -> st
         lines.append("- Some deployments place more replicas per machine than were measured side by side: "
                      "their interference is assumed equal to the most co-located measurement.")  # fmt: skip
     if float(rec.get("front_ms") or 0) or float(rec.get("dispatch_ms") or 0):
-        lines.append(f"- Serving overheads modelled: {rec['front_ms']:g} ms per request in the HTTP front, "
+        lines.append(f"- Serving overheads modelled: {rec['front_ms']:g} ms of CPU per request in the HTTP front "
+                     "(taken from the replicas where they fill every core), "
                      f"{rec['dispatch_ms']:g} ms per batch handed to a replica.")  # fmt: skip
     else:
         lines.append("- Serving overheads (HTTP front, hand-off to replicas) are not modelled: pass --front-ms and "
@@ -200,7 +201,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--waits-ms", type=float, nargs="+", default=list(DEFAULT_WAITS_MS), help="waits to try")
     p.add_argument("--front-ms", type=float, default=0.0,
-                   help="the HTTP front's time per request (benchmarks/plan_validate.py measures it)")  # fmt: skip
+                   help="the HTTP front's CPU time per request; it also slows replicas that fill every core "
+                        "(benchmarks/plan_validate.py measures it)")  # fmt: skip
     p.add_argument("--dispatch-ms", type=float, default=0.0, help="overhead per batch sent to a replica")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="where plan.md and autoscaling/ go (default: the curves folder)")

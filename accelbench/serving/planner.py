@@ -9,7 +9,9 @@ checked again with more simulated requests (one more machine while it fails). Co
 
 Assumptions, stated in every plan: a machine type's cores are as fast as those the curves were measured on;
 replicas beyond the co-location measured share cores as the most co-located measurement did (flagged
-``extrapolated_colocation``); no replica's threads oversubscribe the machine's cores.
+``extrapolated_colocation``); no replica's threads oversubscribe the machine's cores. With ``front_ms`` the
+HTTP front is a FIFO stage every request passes, and its CPU time, beyond the cores the replicas leave idle,
+is taken from the replicas (``SharedCores``: their batches stretch with the rate).
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ import pandas as pd
 
 from ..exceptions import ConfigError
 from .prices import Machine
-from .simulate import EmpiricalService, ServiceModel, WithOverhead, capacity, mmc_wait_quantile, simulate
+from .simulate import (
+    EmpiricalService,
+    ServiceModel,
+    SharedCores,
+    WithOverhead,
+    capacity,
+    mmc_wait_quantile,
+    simulate,
+)
 from .traffic import Traffic
 
 logger = logging.getLogger(__name__)
@@ -56,7 +66,7 @@ class PlanOptions:
     final_requests: int = FINAL_REQUESTS
     seed: int = 0
     min_machines: int = 1
-    front_ms: float = 0.0  # the HTTP front's time per request (0: not modelled)
+    front_ms: float = 0.0  # the HTTP front's CPU time per request (0: not modelled)
     dispatch_ms: float = 0.0  # added to every batch: handing it to a replica process and back
 
     def __post_init__(self) -> None:
@@ -103,7 +113,7 @@ class _VariantSearch:
     opts: PlanOptions
     measured_cores: int
     models: dict[tuple[int, int], ServiceModel] = field(default_factory=dict)
-    cache: dict[tuple[int, int, int], _Sustained] = field(default_factory=dict)
+    cache: dict[tuple[int, int, int, float], _Sustained] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for (t, k), g in self.rows.groupby(["threads", "colocated"]):
@@ -124,11 +134,16 @@ class _VariantSearch:
         waits = [w for w in self.opts.waits_ms if w < self.opts.p99_ms] or [0.0]
         return [(int(b), float(w)) for b in sorted(sizes, reverse=True) if b <= svc.max_batch for w in waits]
 
-    def run(self, svc, rate, replicas, batch, wait_ms, n):
-        return simulate(svc, rate, replicas=replicas, max_batch=batch, max_wait_s=wait_ms / 1e3,
-                        n_requests=n, seed=self.opts.seed, front_s=self.opts.front_ms / 1e3)  # fmt: skip
+    def shared(self, replicas: int, spare_cores: float) -> SharedCores | None:
+        """The front's CPU work on the machine's cores (none modelled without ``front_ms``)."""
+        return shared_cores(self.opts.front_ms, spare_cores, replicas)
 
-    def feasible(self, svc, rate, replicas, first=None, n=None):
+    def run(self, svc, rate, replicas, batch, wait_ms, n, spare_cores=0.0):
+        return simulate(svc, rate, replicas=replicas, max_batch=batch, max_wait_s=wait_ms / 1e3,
+                        n_requests=n, seed=self.opts.seed, front_s=self.opts.front_ms / 1e3,
+                        shared=self.shared(replicas, spare_cores))  # fmt: skip
+
+    def feasible(self, svc, rate, replicas, first=None, n=None, spare_cores=0.0):
         """The first batching policy meeting the bound at ``rate``, or None."""
         order = self.policies(svc)
         if first in order:
@@ -137,13 +152,13 @@ class _VariantSearch:
         for b, w in order:
             if MAX_LOAD * capacity(svc, replicas, b, self.opts.front_ms / 1e3) < rate:
                 continue
-            sim = self.run(svc, rate, replicas, b, w, n or self.opts.search_requests)
+            sim = self.run(svc, rate, replicas, b, w, n or self.opts.search_requests, spare_cores)
             if sim.stable and sim.latency_ms_p99 <= self.opts.p99_ms:
                 return (b, w), sim
         return None
 
-    def sustained(self, threads: int, k: int, replicas: int) -> _Sustained:
-        key = (threads, k, replicas)
+    def sustained(self, threads: int, k: int, replicas: int, spare_cores: float = 0.0) -> _Sustained:
+        key = (threads, k, replicas, spare_cores)
         if key in self.cache:
             return self.cache[key]
         svc = self.models[(threads, k)]
@@ -155,14 +170,14 @@ class _VariantSearch:
                 svc, replicas, max(b for b, _ in self.policies(svc)), self.opts.front_ms / 1e3
             )
             lo, hi, best = 0.0, cap, None
-            probe = self.feasible(svc, LOW_RATE_SHARE * cap, replicas)
+            probe = self.feasible(svc, LOW_RATE_SHARE * cap, replicas, spare_cores=spare_cores)
             if probe is None:
                 out = _Sustained(0.0, reason="no batching policy meets the bound even at low load")
             else:
                 lo, best = LOW_RATE_SHARE * cap, probe[0]
                 for _ in range(BISECTION_STEPS):
                     mid = (lo + hi) / 2
-                    found = self.feasible(svc, mid, replicas, first=best)
+                    found = self.feasible(svc, mid, replicas, first=best, spare_cores=spare_cores)
                     lo, hi, best = (mid, hi, found[0]) if found else (lo, mid, best)
                 out = _Sustained(lo, *best)
         self.cache[key] = out
@@ -173,6 +188,18 @@ def _measured_cores(rows: pd.DataFrame) -> int:
     if "env_cores_available" in rows.columns and rows["env_cores_available"].notna().any():
         return int(rows["env_cores_available"].max())
     return int(rows["threads"].max() * rows["colocated"].max())
+
+
+def _spare(machine: Machine, threads: int, replicas: int) -> float:
+    """Cores of one machine its replicas leave idle (the front's work goes there first)."""
+    return float(max(0, machine.cores - threads * replicas))
+
+
+def shared_cores(cpu_per_request_ms: float, spare_cores: float, replicas: int) -> SharedCores | None:
+    """The CPU other processes spend per request on the replicas' cores, or None when there is none."""
+    if cpu_per_request_ms <= 0:
+        return None
+    return SharedCores(cpu_per_request_ms / 1e3, spare_cores, replicas)
 
 
 def _replica_limit(machine: Machine, threads: int, rows: pd.DataFrame) -> int:
@@ -210,7 +237,7 @@ def _options(search: _VariantSearch, machines: Sequence[Machine], peak: float) -
                 curve = search.curve_for(t, r)
                 if curve is None:
                     continue
-                s = search.sustained(t, curve[0], r)
+                s = search.sustained(t, curve[0], r, _spare(m, t, r))
                 if s.rate <= 0:
                     continue
                 n = max(search.opts.min_machines, math.ceil(peak / s.rate))
@@ -237,6 +264,7 @@ def policy_rate(
     n_requests: int = SEARCH_REQUESTS,
     seed: int = 0,
     front_ms: float = 0.0,
+    shared: SharedCores | None = None,
 ) -> float:
     """The highest rate one batching policy on ``replicas`` replicas sustains within the p99 bound, by
     bisection below MAX_LOAD of its full-batch capacity (``lo``: a rate known to meet it)."""
@@ -244,7 +272,7 @@ def policy_rate(
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2
         sim = simulate(svc, mid, replicas=replicas, max_batch=batch, max_wait_s=wait_ms / 1e3,
-                       n_requests=n_requests, seed=seed, front_s=front_ms / 1e3)  # fmt: skip
+                       n_requests=n_requests, seed=seed, front_s=front_ms / 1e3, shared=shared)  # fmt: skip
         lo, hi = (mid, hi) if sim.stable and sim.latency_ms_p99 <= p99_ms else (lo, mid)
     return lo
 
@@ -255,6 +283,7 @@ def _verify(search: _VariantSearch, choice: dict, peak: float) -> tuple | None:
     with the shortest wait wins (most headroom for the same latency); its own sustainable rate is found."""
     t, (k, _), r = choice["threads"], choice["curve"], choice["replicas"]
     svc = search.models[(t, k)]
+    spare = _spare(choice["machine"], t, r)
     n = choice["machines"]
     for _ in range(MAX_VERIFY_TRIES):
         rate = peak / n
@@ -262,7 +291,7 @@ def _verify(search: _VariantSearch, choice: dict, peak: float) -> tuple | None:
         for b, w in search.policies(svc):
             if MAX_LOAD * capacity(svc, r, b, search.opts.front_ms / 1e3) < rate:
                 continue
-            sim = search.run(svc, rate, r, b, w, search.opts.final_requests)
+            sim = search.run(svc, rate, r, b, w, search.opts.final_requests, spare)
             if sim.stable and sim.latency_ms_p99 <= search.opts.p99_ms:
                 passing.append(((b, w), sim))
         if passing:
@@ -271,12 +300,11 @@ def _verify(search: _VariantSearch, choice: dict, peak: float) -> tuple | None:
                 passing, key=lambda x: (x[1].latency_ms_p99 > P99_TIE * best, -x[0][0], x[0][1])
             )
             o = search.opts
-            return (
-                n,
-                policy,
-                sim,
-                policy_rate(svc, r, *policy, o.p99_ms, rate, o.search_requests, o.seed, o.front_ms),
+            shared = search.shared(r, spare)
+            sustained = policy_rate(
+                svc, r, *policy, o.p99_ms, rate, o.search_requests, o.seed, o.front_ms, shared
             )
+            return n, policy, sim, sustained
         n += 1
     return None
 

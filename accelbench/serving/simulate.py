@@ -32,6 +32,7 @@ QUANTILE_POINTS = 201  # resolution of an empirical service-time distribution
 UNSTABLE_UTILISATION = 0.99
 UNSTABLE_BACKLOG = 0.02  # a backlog at the last arrival above this share of the requests: the queue grows
 MIN_UNSTABLE_BACKLOG = 50
+MAX_STOLEN = 0.9  # share of a replica's time other work may take before the model calls the cores saturated
 
 
 class ServiceModel(Protocol):
@@ -138,6 +139,24 @@ class WithOverhead:
         return self.base.mean(batch) + self.per_batch_s
 
 
+@dataclass(frozen=True)
+class SharedCores:
+    """Other work on the replicas' cores: the HTTP front parsing and answering (and, when a load test runs on
+    the same machine, its generator) takes ``cpu_per_request_s`` of CPU per request. At rate λ that work keeps
+    λ·cpu cores busy; what the ``spare_cores`` the replicas leave idle cannot absorb is taken from the
+    replicas. A replica whose thread is preempted stalls at its next parallel barrier, so each of the
+    ``replicas`` busy replicas loses its share in full, and its batches take ``1 / (1 - stolen)`` longer
+    (the curves were measured with the cores to themselves)."""
+
+    cpu_per_request_s: float
+    spare_cores: float = 0.0
+    replicas: int = 1
+
+    def stretch(self, rate: float) -> float:
+        excess = max(0.0, rate * self.cpu_per_request_s - self.spare_cores)
+        return 1.0 / (1.0 - min(excess / max(self.replicas, 1), MAX_STOLEN))
+
+
 @dataclass
 class SimResult:
     """What one simulation predicts. Latencies are from arrival to the end of the request's batch."""
@@ -159,6 +178,7 @@ class SimResult:
     max_queue: int
     throughput: float  # completed requests per second
     stable: bool
+    service_stretch: float = 1.0  # service times scaled by other work on the cores (SharedCores)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,12 +210,14 @@ def simulate(
     arrivals: np.ndarray | None = None,
     warmup: float = WARMUP_FRACTION,
     front_s: float = 0.0,
+    shared: SharedCores | None = None,
 ) -> SimResult:
     """Run the server on ``n_requests`` Poisson arrivals at ``rate`` (or on given ``arrivals``) and predict
     its latencies, utilisation and batches; bounded by the number of requests.
 
     ``front_s``: the HTTP front's time per request (parsing, routing, answering), a single FIFO server that
-    every request passes before it reaches the batching queue; 0 leaves the front out."""
+    every request passes before it reaches the batching queue; 0 leaves the front out. ``shared``: CPU work
+    outside the replicas on their cores, which stretches every service time at this rate."""
     if replicas < 1 or max_batch < 1 or max_wait_s < 0:
         raise ValueError(f"replicas {replicas}, max_batch {max_batch}, max_wait_s {max_wait_s}: out of range")
     if max_batch > service.max_batch:
@@ -206,6 +228,9 @@ def simulate(
     if n == 0:
         raise ValueError("no requests to simulate")
     us = rng.random(n).tolist()  # one uniform per batch at most
+    arr_span = float(arr[-1] - arr[0]) if n > 1 else 0.0
+    offered = float(rate) if rate is not None else (n / arr_span if arr_span > 0 else 0.0)
+    stretch = shared.stretch(offered) if shared is not None else 1.0
     arr_l = arr.tolist()
     if front_s > 0:  # Lindley's recursion through the front: when each request reaches the queue
         t_free = -math.inf
@@ -240,7 +265,7 @@ def simulate(
             b = min(B, nxt - head)
             r = min(free, key=busy_total.__getitem__) if len(free) > 1 else free[0]
             free.remove(r)
-            s = t_of(b, us[k])
+            s = t_of(b, us[k]) * stretch
             k += 1
             end = t + s
             for i in range(head, head + b):
@@ -259,7 +284,7 @@ def simulate(
     grows = backlog_at_last > max(MIN_UNSTABLE_BACKLOG, UNSTABLE_BACKLOG * n)
     return SimResult(
         requests=n,
-        offered_rate=float(rate) if rate is not None else (n / (arr[-1] - arr[0]) if n > 1 else math.nan),
+        offered_rate=offered if offered > 0 else math.nan,
         replicas=replicas,
         max_batch=max_batch,
         max_wait_ms=max_wait_s * 1e3,
@@ -275,6 +300,7 @@ def simulate(
         max_queue=int(max_queue),
         throughput=float(n / span) if span > 0 else math.nan,
         stable=bool(util < UNSTABLE_UTILISATION and not grows),
+        service_stretch=stretch,
     )
 
 

@@ -49,6 +49,24 @@ def curves(method="fp32", base_ms=20.0, per_item_ms=2.0, sizes=(1, 2, 4, 8, 16, 
     return pd.DataFrame(rows)
 
 
+def test_front_cpu_slows_replicas_that_fill_the_cores():
+    """The front's CPU per request costs nothing where a core is idle and throughput where replicas fill
+    every core: the same curves sustain less on a machine they fill."""
+    df = curves()
+    wide = Machine("wide", cores=3, memory_gb=1, price_per_hour=0.1, source="test", date="2026")  # 2 replicas fit
+    opts = {"p99_ms": 100, "batch_sizes": [8], "min_machines": 1, **FAST}
+    rates = {}
+    for name, machine in (("spare", wide), ("full", SMALL)):
+        for front in (0.0, 0.5):
+            row = plan(df, Traffic((50.0,)), [machine], PlanOptions(front_ms=front, **opts)).iloc[0]
+            assert row["feasible"] and row["replicas_per_machine"] == 2 and row["threads"] == 1
+            rates[name, front] = row["sustainable_rate_per_machine"]
+    # 2 replicas on 3 cores: the front's ~0.2 cores fit on the idle one (its FIFO stage costs little).
+    assert rates["spare", 0.5] == pytest.approx(rates["spare", 0.0], rel=0.04)
+    # 2 replicas on 2 cores: the front's work is taken from them (~10% of each at these rates).
+    assert rates["full", 0.5] < 0.95 * rates["full", 0.0]
+
+
 def test_picks_the_cheapest_deployment_that_meets_the_bound():
     df = curves()
     traffic = Traffic((2000.0,))

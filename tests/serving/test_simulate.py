@@ -11,6 +11,7 @@ from accelbench.serving.simulate import (
     DeterministicService,
     EmpiricalService,
     ExponentialService,
+    SharedCores,
     WithOverhead,
     capacity,
     erlang_c,
@@ -85,6 +86,20 @@ def test_front_is_a_queue_in_front_of_the_batcher():
     assert capacity(svc, 8, 32, front_s=0.001) == pytest.approx(1000.0)
     slow = WithOverhead(svc, 0.004)
     assert simulate(slow, 1.0, n_requests=500).latency_ms_p50 == pytest.approx(4.0, abs=0.01)
+
+
+def test_shared_cores_stretch_service_beyond_the_spare_cores():
+    # 2 ms of other CPU per request: 100/s keeps 0.2 cores busy.
+    assert SharedCores(0.002, spare_cores=1.0).stretch(100.0) == 1.0  # an idle core absorbs it
+    assert SharedCores(0.002).stretch(100.0) == pytest.approx(1 / 0.8)  # one replica fills the cores
+    assert SharedCores(0.002, replicas=2).stretch(100.0) == pytest.approx(1 / 0.9)  # split over two replicas
+    assert SharedCores(0.002).stretch(1e6) == pytest.approx(10.0)  # saturated, not negative or infinite
+    # The stretched M/D/1 is the M/D/1 of the longer service time: 2 ms x 1/0.8 = 2.5 ms at 200/s.
+    svc = DeterministicService(lambda b: 0.002)
+    sim = simulate(svc, 200.0, shared=SharedCores(0.001), n_requests=N, seed=11)
+    assert sim.service_stretch == pytest.approx(1 / 0.8)
+    assert (sim.latency_ms_mean / 1e3) == pytest.approx(md1_mean_wait(200.0, 400.0) + 0.0025, rel=0.03)
+    assert simulate(svc, 200.0, n_requests=2_000, seed=11).service_stretch == 1.0
 
 
 def test_overload_is_unstable_and_runs_are_reproducible():
