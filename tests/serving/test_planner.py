@@ -53,7 +53,9 @@ def test_front_cpu_slows_replicas_that_fill_the_cores():
     """The front's CPU per request costs nothing where a core is idle and throughput where replicas fill
     every core: the same curves sustain less on a machine they fill."""
     df = curves()
-    wide = Machine("wide", cores=3, memory_gb=1, price_per_hour=0.1, source="test", date="2026")  # 2 replicas fit
+    wide = Machine(
+        "wide", cores=3, memory_gb=1, price_per_hour=0.1, source="test", date="2026"
+    )  # 2 replicas fit
     opts = {"p99_ms": 100, "batch_sizes": [8], "min_machines": 1, **FAST}
     rates = {}
     for name, machine in (("spare", wide), ("full", SMALL)):
