@@ -195,11 +195,13 @@ def _spare(machine: Machine, threads: int, replicas: int) -> float:
     return float(max(0, machine.cores - threads * replicas))
 
 
-def shared_cores(cpu_per_request_ms: float, spare_cores: float, replicas: int) -> SharedCores | None:
-    """The CPU other processes spend per request on the replicas' cores, or None when there is none."""
-    if cpu_per_request_ms <= 0:
+def shared_cores(
+    cpu_per_request_ms: float, spare_cores: float, replicas: int, base_cores: float = 0.0
+) -> SharedCores | None:
+    """The CPU other processes spend on the replicas' cores (per request, and whatever the rate), or None."""
+    if cpu_per_request_ms <= 0 and base_cores <= 0:
         return None
-    return SharedCores(cpu_per_request_ms / 1e3, spare_cores, replicas)
+    return SharedCores(cpu_per_request_ms / 1e3, spare_cores, replicas, base_cores)
 
 
 def _replica_limit(machine: Machine, threads: int, rows: pd.DataFrame) -> int:

@@ -151,9 +151,10 @@ class SharedCores:
     cpu_per_request_s: float
     spare_cores: float = 0.0
     replicas: int = 1
+    base_cores: float = 0.0  # busy whatever the rate (an event loop's timers, a generator's scheduler)
 
     def stretch(self, rate: float) -> float:
-        excess = max(0.0, rate * self.cpu_per_request_s - self.spare_cores)
+        excess = max(0.0, self.base_cores + rate * self.cpu_per_request_s - self.spare_cores)
         return 1.0 / (1.0 - min(excess / max(self.replicas, 1), MAX_STOLEN))
 
 
