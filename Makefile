@@ -52,7 +52,7 @@ data: ## copy the data sets from ../shared/data into data/ (skips files already 
 	$(DATA_PYTHON) data/prepare.py
 
 test: $(STAMP) data ## run the whole test suite, as CI does (PYTEST_ARGS=... to pass options)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) data ## unit tests only (no notebooks, no training runs): the edit-test loop, under a minute
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
