@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_FRACTION = 0.99
 SERVING_DEFAULTS: dict[str, Any] = {
     "methods": ["fp32"], "batch_sizes": [1, 2, 4, 8, 16], "threads": [1], "colocated": [1, 2], "budget_s": 1.0,
-    "prices": None,
+    "prices": None, "validate": False, "validate_s": 10.0,
 }  # fmt: skip
 SERVING_REQUIRED = ("task", "model", "traffic", "p99_ms")
 
@@ -68,6 +68,8 @@ class ServingConfig:
     colocated: list[int] = field(default_factory=lambda: list(SERVING_DEFAULTS["colocated"]))
     budget_s: float = SERVING_DEFAULTS["budget_s"]
     prices: str | None = None
+    validate: bool = False  # notebook 05 load-tests a real server against the plan's predictions
+    validate_s: float = SERVING_DEFAULTS["validate_s"]  # measured seconds of each validation load run
 
     @classmethod
     def from_dict(cls, d: Any, base: Path) -> ServingConfig:
@@ -86,7 +88,10 @@ class ServingConfig:
         return cls(**d)
 
     def __post_init__(self) -> None:
-        for name in ("traffic", "p99_ms", "budget_s"):
+        if not isinstance(self.validate, bool):
+            raise ConfigError(f"serving: validate must be true or false, got {self.validate!r}",
+                              "set `validate: true` to load-test a real server, or leave it out")  # fmt: skip
+        for name in ("traffic", "p99_ms", "budget_s", "validate_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"serving: {name} must be a positive number, got {value!r}",
@@ -108,7 +113,7 @@ class ServingConfig:
                               "like configs/prices.yaml, or leave it out")  # fmt: skip
 
 
-SERVING_EXAMPLE = {"traffic": 50, "p99_ms": 100, "budget_s": 1.0, "batch_sizes": [1, 2, 4, 8],
+SERVING_EXAMPLE = {"traffic": 50, "p99_ms": 100, "budget_s": 1.0, "validate_s": 10, "batch_sizes": [1, 2, 4, 8],
                    "threads": [1], "colocated": [1, 2]}  # fmt: skip
 RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 

@@ -139,7 +139,8 @@ def plan(config: SweepConfig) -> list[NotebookRun]:
             "run_dir": str(config.run_dir), "task": s.task, "model": s.model, "methods": list(s.methods),
             "traffic": float(s.traffic), "p99_ms": float(s.p99_ms), "batch_sizes": list(s.batch_sizes),
             "threads": list(s.threads), "colocated": list(s.colocated), "budget_s": float(s.budget_s),
-            "prices": s.prices, "fraction": config.fraction, "progress": False,
+            "prices": s.prices, "fraction": config.fraction, "progress": False, "validate": s.validate,
+            "validate_s": float(s.validate_s),
             "config": str(config.source) if (config.tasks or config.models) and config.source else None,
         }))  # fmt: skip
     return runs

@@ -246,6 +246,14 @@ def test_bad_input_through_the_cli_exits_2_with_one_error_and_one_fix_and_record
         ("{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, colocated: [0]}", "positive integers"),
         ("{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, prices: nowhere.yaml}", "no price file"),
         ("{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, replicas: 3}", "unknown field"),
+        (
+            "{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, validate: 1}",
+            "validate must be true or false",
+        ),
+        (
+            "{task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100, validate_s: 0}",
+            "validate_s must be a positive",
+        ),
     ],
 )
 def test_serving_block_errors_name_the_fix(tmp_path, serving, match):
@@ -267,6 +275,7 @@ def test_serving_block_adds_the_scaling_notebook(tmp_path):
                    "serving: {task: sst2, model: minilm-sst2, traffic: 5, p99_ms: 100}\n")  # fmt: skip
     runs = plan(load_config(cfg))
     assert runs[-1].notebook == "05_scaling.ipynb" and runs[-1].parameters["traffic"] == 5.0
+    assert runs[-1].parameters["validate"] is False and runs[-1].parameters["validate_s"] == 10.0
     assert runs[-1].parameters["progress"] is False and runs[-2].notebook == "04_pareto.ipynb"
 
 

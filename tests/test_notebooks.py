@@ -68,13 +68,20 @@ def test_scaling_notebook_measures_curves_and_plans(tiny_bert, tmp_path):
     run_dir = tmp_path / "run"
     nb = _execute("05_scaling.ipynb", tmp_path / "05.ipynb", run_dir=str(run_dir), task="sst2", model=str(tiny_bert),
                   methods=["fp32"], traffic=20.0, p99_ms=500.0, batch_sizes=[1, 2], threads=[1], colocated=[1],
-                  budget_s=0.2, progress=False)  # fmt: skip
+                  budget_s=0.2, validate=True, validate_s=2.0, progress=False)  # fmt: skip
     serving = run_dir / "serving"
     assert (serving / "service_curves.jsonl").exists() and (serving / "plan.md").exists()
     assert {p.suffix for p in (serving / "autoscaling").iterdir()} >= {".json", ".yaml"}
-    outputs = json.dumps([o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])])
-    assert "image/png" in outputs and "cost only" in outputs  # a curve plot; no quality records in this run
-    assert "req/s" in outputs or "requests" in outputs  # the sentence to act on
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    text = json.dumps(outputs)
+    assert "cost only" in text  # no quality records in this run
+    assert "req/s" in text or "requests" in text  # the sentence to act on
+    # curves, the hockey stick, throughput against replicas, predicted against measured
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4
+    validation = json.loads(next((serving / "validation").glob("plan_validation_fp32_*.json")).read_text())
+    assert [round(r["level"], 2) for r in validation["levels"]] == [0.5, 0.8, 0.95]
+    assert all(r["counts"]["sent"] == r["counts"]["ok"] > 0 for r in validation["levels"])
+    assert "Planner validation" in text and "measured p99" in text
 
 
 def test_every_parameter_line_parses_for_papermill():

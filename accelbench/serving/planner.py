@@ -106,7 +106,7 @@ class _Sustained:
 
 
 @dataclass
-class _VariantSearch:
+class VariantSearch:
     """The search for one variant: its curves per (threads, colocated), and cached sustainable rates."""
 
     rows: pd.DataFrame
@@ -184,13 +184,13 @@ class _VariantSearch:
         return out
 
 
-def _measured_cores(rows: pd.DataFrame) -> int:
+def measured_cores_of(rows: pd.DataFrame) -> int:
     if "env_cores_available" in rows.columns and rows["env_cores_available"].notna().any():
         return int(rows["env_cores_available"].max())
     return int(rows["threads"].max() * rows["colocated"].max())
 
 
-def _spare(machine: Machine, threads: int, replicas: int) -> float:
+def spare_cores_on(machine: Machine, threads: int, replicas: int) -> float:
     """Cores of one machine its replicas leave idle (the front's work goes there first)."""
     return float(max(0, machine.cores - threads * replicas))
 
@@ -224,7 +224,7 @@ def check_curves(rows: pd.DataFrame, opts: PlanOptions, variant: str) -> None:
         )
 
 
-def _options(search: _VariantSearch, machines: Sequence[Machine], peak: float) -> list[dict]:
+def _options(search: VariantSearch, machines: Sequence[Machine], peak: float) -> list[dict]:
     """Per machine type, its cheapest (threads, replicas): machines needed at the peak and the cost."""
     out = []
     threads = sorted({t for t, _ in search.models})
@@ -239,7 +239,7 @@ def _options(search: _VariantSearch, machines: Sequence[Machine], peak: float) -
                 curve = search.curve_for(t, r)
                 if curve is None:
                     continue
-                s = search.sustained(t, curve[0], r, _spare(m, t, r))
+                s = search.sustained(t, curve[0], r, spare_cores_on(m, t, r))
                 if s.rate <= 0:
                     continue
                 n = max(search.opts.min_machines, math.ceil(peak / s.rate))
@@ -279,13 +279,13 @@ def policy_rate(
     return lo
 
 
-def _verify(search: _VariantSearch, choice: dict, peak: float) -> tuple | None:
+def _verify(search: VariantSearch, choice: dict, peak: float) -> tuple | None:
     """Simulate the choice at its per-machine rate with more requests, adding machines while it fails.
     Among the batching policies that pass, those within P99_TIE of the lowest p99 tie, and the largest batch
     with the shortest wait wins (most headroom for the same latency); its own sustainable rate is found."""
     t, (k, _), r = choice["threads"], choice["curve"], choice["replicas"]
     svc = search.models[(t, k)]
-    spare = _spare(choice["machine"], t, r)
+    spare = spare_cores_on(choice["machine"], t, r)
     n = choice["machines"]
     for _ in range(MAX_VERIFY_TRIES):
         rate = peak / n
@@ -321,7 +321,7 @@ def plan_variant(
     row.update({"p99_bound_ms": opts.p99_ms, "traffic_peak": traffic.peak, "traffic_mean": traffic.mean,
                 "front_ms": opts.front_ms, "dispatch_ms": opts.dispatch_ms})  # fmt: skip
     check_curves(rows, opts, row["variant"])
-    search = _VariantSearch(rows, opts, _measured_cores(rows))
+    search = VariantSearch(rows, opts, measured_cores_of(rows))
     options = _options(search, machines, traffic.peak)
     if not options:
         reasons = {s.reason for s in search.cache.values() if s.reason} or {"no machine type fits a replica"}

@@ -1,5 +1,5 @@
-"""Figures of serving: service curves, predicted latency against load, cost per million against quality, and
-predicted against measured p99. One panel per figure, drawn with the analysis package's page conventions."""
+"""Figures of serving: service curves, predicted latency against load, throughput against replicas, cost per
+million against quality, and predicted against measured p99. One panel per figure, drawn with the analysis package's page conventions."""
 
 from __future__ import annotations
 
@@ -55,6 +55,32 @@ def latency_vs_load_plot(curve: pd.DataFrame, p99_ms: float | None = None, by: s
     ax.set_xlabel("offered load (requests/s)")
     ax.set_ylabel("predicted p99 latency (ms)")
     ax.set_title("Predicted p99 latency against load")
+    ax.grid(alpha=0.3)
+    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    return fig
+
+
+@readable
+def throughput_vs_replicas_plot(df: pd.DataFrame) -> Figure:
+    """The rate one machine sustains within the p99 bound against its replicas, per variant and threads
+    (``load_curves.throughput_vs_replicas``); hollow markers where the co-location was extrapolated."""
+    fig, (ax,) = new_figure()
+    for i, ((variant, t), g) in enumerate(df.groupby(["variant", "threads"], sort=True)):
+        g = g.sort_values("replicas")
+        color = f"C{i % 10}"
+        ax.plot(
+            g["replicas"], g["sustainable_rate"], color=color, label=f"{variant}, {t} thread{'s' * (t > 1)}"
+        )
+        measured = g[~g["extrapolated"].astype(bool)]
+        guessed = g[g["extrapolated"].astype(bool)]
+        ax.scatter(measured["replicas"], measured["sustainable_rate"], color=color, zorder=3)
+        ax.scatter(
+            guessed["replicas"], guessed["sustainable_rate"], facecolors="none", edgecolors=color, zorder=3
+        )
+    ax.set_xticks(sorted(df["replicas"].unique()))
+    ax.set_xlabel("replicas on one machine")
+    ax.set_ylabel("requests/s within the p99 bound")
+    ax.set_title("Throughput against replicas (hollow: co-location beyond what was measured)")
     ax.grid(alpha=0.3)
     legend_beside(ax, ax.get_legend_handles_labels()[0])
     return fig

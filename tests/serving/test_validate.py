@@ -1,0 +1,99 @@
+"""The planner's validation and what-if curves on synthetic service curves: predictions, the median run,
+the records it keeps, and the load and replica curves notebook 05 draws."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from accelbench.serving import validate as v
+from accelbench.serving.load_curves import latency_vs_load, throughput_vs_replicas
+from accelbench.serving.planner import PlanOptions, plan
+from accelbench.serving.prices import Machine
+from accelbench.serving.traffic import Traffic
+
+from .test_planner import FAST, SMALL, curves
+
+S = v.ValidationSettings(replicas=1, threads=1, max_batch_size=8, max_wait_ms=2.0, p99_ms=100.0)
+
+
+def _one(df: pd.DataFrame, colocated: int = 1) -> pd.DataFrame:
+    return df[(df["colocated"] == colocated) & (df["batch_size"] <= 8)]
+
+
+def test_predict_levels_and_the_cost_of_shared_cores(monkeypatch):
+    monkeypatch.setattr(v.os, "sched_getaffinity", lambda pid: {0}, raising=False)  # the replica fills it
+    alone, levels = v.predict(_one(curves()), S)
+    assert alone > 0 and [r["level"] for r in levels] == list(v.LEVELS)
+    assert [r["rate"] for r in levels] == pytest.approx([lv * alone for lv in v.LEVELS])
+    p99 = [r["predicted_p99_ms"] for r in levels]
+    assert p99 == sorted(p99) and p99[-1] <= 100.0 * 1.1  # rises with load, near the bound at 95%
+    # 2 ms of other CPU per request on the only core: the replica loses that time, the peak drops
+    busy, _ = v.predict(_one(curves()), S, {"shared_ms": 2.0, "front_ms": 0.5})
+    assert busy < 0.95 * alone
+    monkeypatch.setattr(v.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)  # a spare core takes it
+    assert v.predict(_one(curves()), S, {"shared_ms": 2.0})[0] == pytest.approx(alone, rel=0.02)
+
+
+def test_measure_level_keeps_every_run_and_the_median_stands(monkeypatch):
+    p99s = iter([80.0, 300.0, 60.0])
+    seeds = []
+
+    def fake(url, rate, duration_s, texts, s, seed):
+        seeds.append(seed)
+        return {"measured_p99_ms": next(p99s), "measured_p50_ms": 10.0}
+
+    monkeypatch.setattr(v, "measure_p99", fake)
+    out = v.measure_level("http://127.0.0.1:1", 10.0, v.ValidationSettings(repeats=3, seed=7), ["a"])
+    assert out["measured_p99_ms"] == 80.0 and out["run_p99_ms"] == [80.0, 300.0, 60.0]
+    assert seeds == [7, 8, 9]  # each run its own Poisson schedule
+
+
+def test_results_are_written_read_back_and_judged(tmp_path):
+    peak, levels = v.predict(_one(curves()), S)
+    for r, measured in zip(levels, (None, 1.1, 2.0), strict=True):
+        r["measured_p99_ms"] = r["predicted_p99_ms"] * measured if measured else None
+        r["run_p99_ms"] = [r["measured_p99_ms"]]
+    cal = {"rates": [5.0, 10.0], "front_ms": 0.5, "generator_ms": 0.3, "base_cores": 0.01, "dispatch_ms": 1.0}
+    result = {"variant": "m:fp32", "task": "sst2", "model": "m", "method": "fp32", "predicted_peak_rate": peak,
+              "levels": levels, "calibration": cal, "model_only": {"predicted_peak_rate": peak, "levels": levels},
+              "config": {**S.__dict__}}  # fmt: skip
+    path = v.write_validation(tmp_path, result)
+    assert path.name == "plan_validation_fp32_1x1_b8.json" and path.with_suffix(".md").exists()
+    df = v.read_validations(tmp_path)
+    assert list(df["within"]) == [False, True, False]  # unmeasured, +/-10%, -50%
+    assert "| m:fp32 | 80%" in v.markdown(result)
+
+
+def test_local_settings_fit_the_deployment_on_this_machine(monkeypatch):
+    monkeypatch.setattr(v.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    d = pd.Series({"threads": 1, "replicas_per_machine": 8, "max_batch_size": 4, "max_wait_ms": 5.0})
+    s = v.local_settings(d, 100.0, 10.0)
+    assert (s.replicas, s.threads, s.max_batch_size, s.max_wait_ms, s.duration_s) == (2, 1, 4, 5.0, 10.0)
+    assert v.local_settings(pd.Series({**d, "threads": 4}), 100.0, 10.0).replicas == 1
+
+
+def test_load_curves_rise_through_the_bound_and_batching_moves_the_knee():
+    df = curves()
+    opts = PlanOptions(p99_ms=100, **FAST)
+    row = plan(df, Traffic((100.0,)), [SMALL], opts).iloc[0]
+    stick = latency_vs_load(df, row, opts)
+    policies = stick.groupby("max_batch_size")
+    assert set(policies.groups) == {1, int(row["max_batch_size"])} and int(row["max_batch_size"]) > 1
+    for _, g in policies:
+        assert (
+            g["latency_ms_p99"].is_monotonic_increasing
+            or g["latency_ms_p99"].iloc[-1] > g["latency_ms_p99"].iloc[0]
+        )
+    top = stick["offered_rate"].max()
+    batched = stick[stick["max_batch_size"] > 1]
+    assert batched["offered_rate"].max() == pytest.approx(top) and (batched["latency_ms_p99"] > 100).any()
+
+
+def test_throughput_against_replicas_counts_interference():
+    df = curves()
+    wide = Machine("wide", cores=4, memory_gb=16, price_per_hour=0.2, source="test", date="2026")
+    out = throughput_vs_replicas(df, PlanOptions(p99_ms=100, **FAST), cores=wide.cores)
+    assert list(out["replicas"]) == [1, 2, 3, 4] and (out["sustainable_rate"] > 0).all()
+    assert list(out["extrapolated"]) == [False, False, True, True]  # measured alone and 2 co-located
+    assert out["sustainable_rate"].is_monotonic_increasing
