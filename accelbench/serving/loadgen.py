@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -221,13 +222,23 @@ async def _drive(cfg: LoadConfig, bodies: list[bytes], log: _Log) -> tuple[float
 
 
 def _run_loop(coro: Any) -> Any:
+    """Run the load's event loop to the end. Where this thread already runs one (a Jupyter kernel), the load
+    gets a thread of its own: an event loop cannot be nested."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _new_loop(coro)
+    with ThreadPoolExecutor(1, thread_name_prefix="loadgen") as pool:
+        return pool.submit(_new_loop, coro).result()
+
+
+def _new_loop(coro: Any) -> Any:
     try:
         import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coro)
     except ImportError:
         return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
 
 
 def _outcome(status: np.ndarray) -> dict[str, np.ndarray]:

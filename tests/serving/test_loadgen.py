@@ -72,6 +72,17 @@ def test_open_loop_accounts_for_every_request(noop):
     assert "VALID" in format_report(r)
 
 
+def test_runs_where_an_event_loop_already_runs(noop):
+    """A notebook's kernel runs an event loop in its thread; the load gets a thread and a loop of its own."""
+    import asyncio
+
+    async def inside_a_loop():
+        return run_load(quick(noop.url, rate=100.0, duration=0.3), TEXTS)
+
+    r = asyncio.run(inside_a_loop())
+    assert r["counts"]["sent"] == r["counts"]["ok"] > 0
+
+
 def test_latency_counts_from_the_scheduled_time(serial):
     """One connection and a server at half the offered rate: the generator can only send when the previous
     request answered (as a closed-loop tool would). Latency from the *send* stays ~ the service time; latency
