@@ -68,7 +68,7 @@ def test_scaling_notebook_measures_curves_and_plans(tiny_bert, tmp_path):
     run_dir = tmp_path / "run"
     nb = _execute("05_scaling.ipynb", tmp_path / "05.ipynb", run_dir=str(run_dir), task="sst2", model=str(tiny_bert),
                   methods=["fp32"], traffic=20.0, p99_ms=500.0, batch_sizes=[1, 2], threads=[1], colocated=[1],
-                  budget_s=0.2, validate=True, validate_s=2.0, progress=False)  # fmt: skip
+                  budget_s=0.2, validate=True, validate_s=1.0, progress=False)  # fmt: skip
     serving = run_dir / "serving"
     assert (serving / "service_curves.jsonl").exists() and (serving / "plan.md").exists()
     assert {p.suffix for p in (serving / "autoscaling").iterdir()} >= {".json", ".yaml"}

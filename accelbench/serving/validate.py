@@ -329,7 +329,6 @@ def _curve_rows(df: pd.DataFrame, model: str, method: str, s: ValidationSettings
 
 def validate_plan(
     deployments: pd.DataFrame,
-    curves: pd.DataFrame,
     out_dir: str | os.PathLike[str],
     p99_ms: float,
     duration_s: float,
@@ -337,18 +336,17 @@ def validate_plan(
     config: str | None = None,
     repeats: int = 1,
 ) -> pd.DataFrame:
-    """Each feasible deployment of the plan validated on this machine (``local_settings``): curves at its
-    threads and replicas (``measure(method, threads, replicas)`` measures them when missing), a server, the
-    load levels. A variant whose validation fails is reported and the others go on. Returns
+    """Each feasible deployment of the plan validated on this machine (``local_settings``): its own service
+    curves at its threads and replicas (``measure(method, threads, replicas)`` returns them; longer than a
+    sweep's quick ones, since the tail they sample is what the p99 is predicted from), a server, the load
+    levels. A variant whose validation fails is reported and the others go on. Returns
     ``read_validations(out_dir)``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for _, d in deployments[deployments["feasible"].astype(bool)].iterrows():
         s = local_settings(d, p99_ms, duration_s, repeats)
         variant, method = f"{d['model']}:{d['method']}", str(d["method"])
-        rows = _curve_rows(curves, str(d["model"]), method, s)
-        if rows.empty or rows["batch_size"].max() < s.max_batch_size:
-            rows = _curve_rows(measure(method, s.threads, s.replicas), str(d["model"]), method, s)
+        rows = _curve_rows(measure(method, s.threads, s.replicas), str(d["model"]), method, s)
         if rows.empty or rows["batch_size"].max() < s.max_batch_size:
             print(f"{variant}: no service curves up to batch {s.max_batch_size}; not validated")
             continue
