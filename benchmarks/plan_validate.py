@@ -26,7 +26,7 @@ import pandas as pd
 
 from accelbench.serving.curve_records import read_curves
 from accelbench.serving.curves import CurveSettings, measure_curves
-from accelbench.serving.validate import ValidationSettings, markdown, validate, write_validation
+from accelbench.serving.validate import ValidationSettings, curve_rows, markdown, validate, write_validation
 
 CURVE_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -40,9 +40,9 @@ def curves_for(args: argparse.Namespace, out: Path) -> pd.DataFrame:
             batch_sizes=sizes, threads=(args.threads,), colocated=colocated, budget_s=args.budget_s
         )
         measure_curves(args.task, args.model, [args.method], out, s, config=args.config)
-    df = read_curves(args.curves or out, args.task)
-    df = df[(df["model"] == args.model) & (df["method"] == args.method) & (df["threads"] == args.threads)]
-    df = df[df["colocated"] == args.replicas]
+    df = curve_rows(
+        read_curves(args.curves or out, args.task), args.model, args.method, args.threads, args.replicas
+    )
     if df.empty or df["batch_size"].max() < args.max_batch_size:
         raise SystemExit(f"no curves for {args.model}:{args.method} with {args.threads} thread(s), "
                          f"{args.replicas} co-located, up to batch {args.max_batch_size}")  # fmt: skip

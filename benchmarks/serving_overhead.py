@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,9 +34,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from accelbench.serving.validate import ValidationSettings, start_server, stop_server
 from accelbench.serving.variant import VariantSpec, build_variant, sample_items
 
-START_TIMEOUT_S = 600
 CLIENTS = ("httpx", "http.client")
 
 
@@ -80,29 +79,13 @@ def _metrics(client: httpx.Client) -> dict[str, float]:
 
 
 def _start(args: argparse.Namespace, in_thread: bool, log: Path) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "accelbench", "serve", "--task", args.task, "--model", args.model,
-           "--method", args.method, "--threads", str(args.threads), "--replicas", "1", "--port", "0",
-           "--max-batch-size", str(args.max_batch_size)] + (["--in-thread"] if in_thread else [])  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        m = re.search(r"serving \S+ at (http://\S+)", log.read_text(errors="replace"))
-        if m:
-            return proc, m.group(1)
-        if proc.poll() is not None:
-            sys.exit(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.1)
-    _stop(proc)
-    sys.exit("server did not start in time")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    s = ValidationSettings(replicas=1, threads=args.threads, max_batch_size=args.max_batch_size)
+    with log.open("w") as out:
+        try:
+            return start_server(args.task, args.model, args.method, s, log=out,
+                                extra=["--in-thread"] if in_thread else [])  # fmt: skip
+        except RuntimeError as e:
+            sys.exit(f"{e}:\n{log.read_text(errors='replace')[-2000:]}")
 
 
 def _timed(fn, texts: list[str]) -> list[float]:
@@ -147,7 +130,7 @@ def measure_mode(args: argparse.Namespace, served, texts: list[str], in_thread: 
                             h[2] += int(after["batch_count"] - before["batch_count"])
                 std.close()
         finally:
-            _stop(proc)
+            stop_server(proc)
     base = per_round["in_process"]
     out = {"in_process": summary(times["in_process"]), "rounds": args.rounds, "clients": {}}
     for c in CLIENTS:

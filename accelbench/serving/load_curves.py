@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .planner import PlanOptions, VariantSearch, measured_cores_of, shared_cores
+from .planner import PlanOptions, VariantSearch, measured_cores_of, shared_cores, spare_cores
 from .simulate import capacity, simulate
 
 LOAD_POINTS = 12
@@ -32,8 +32,7 @@ def latency_vs_load(
     t, r = int(deployment["threads"]), int(deployment["replicas_per_machine"])
     k = int(deployment["curve_colocated"])
     svc = search.models[(t, k)]
-    spare = float(max(0, search.measured_cores - t * r))
-    shared = shared_cores(opts.front_ms, spare, r)
+    shared = shared_cores(opts.front_ms, spare_cores(search.measured_cores, t, r), r)
     top = float(deployment["sustainable_rate_per_machine"]) * LOAD_SPAN[1]
     out = []
     policies = {(int(deployment["max_batch_size"]), float(deployment["max_wait_ms"])), (1, 0.0)}
@@ -63,7 +62,7 @@ def throughput_vs_replicas(rows: pd.DataFrame, opts: PlanOptions, cores: int | N
             curve = search.curve_for(t, r)
             if curve is None:
                 continue
-            s = search.sustained(t, curve[0], r, float(max(0, cores - t * r)))
+            s = search.sustained(t, curve[0], r, spare_cores(cores, t, r))
             out.append({"variant": _variant(rows), "threads": t, "replicas": r, "cores_used": t * r,
                         "sustainable_rate": s.rate, "max_batch_size": s.batch, "max_wait_ms": s.wait_ms,
                         "extrapolated": curve[1], "reason": s.reason})  # fmt: skip

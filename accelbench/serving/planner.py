@@ -190,9 +190,9 @@ def measured_cores_of(rows: pd.DataFrame) -> int:
     return int(rows["threads"].max() * rows["colocated"].max())
 
 
-def spare_cores_on(machine: Machine, threads: int, replicas: int) -> float:
-    """Cores of one machine its replicas leave idle (the front's work goes there first)."""
-    return float(max(0, machine.cores - threads * replicas))
+def spare_cores(cores: int, threads: int, replicas: int) -> float:
+    """Cores of a machine its replicas leave idle (the front's work goes there first)."""
+    return float(max(0, cores - threads * replicas))
 
 
 def shared_cores(
@@ -239,7 +239,7 @@ def _options(search: VariantSearch, machines: Sequence[Machine], peak: float) ->
                 curve = search.curve_for(t, r)
                 if curve is None:
                     continue
-                s = search.sustained(t, curve[0], r, spare_cores_on(m, t, r))
+                s = search.sustained(t, curve[0], r, spare_cores(m.cores, t, r))
                 if s.rate <= 0:
                     continue
                 n = max(search.opts.min_machines, math.ceil(peak / s.rate))
@@ -285,7 +285,7 @@ def _verify(search: VariantSearch, choice: dict, peak: float) -> tuple | None:
     with the shortest wait wins (most headroom for the same latency); its own sustainable rate is found."""
     t, (k, _), r = choice["threads"], choice["curve"], choice["replicas"]
     svc = search.models[(t, k)]
-    spare = spare_cores_on(choice["machine"], t, r)
+    spare = spare_cores(choice["machine"].cores, t, r)
     n = choice["machines"]
     for _ in range(MAX_VERIFY_TRIES):
         rate = peak / n

@@ -13,6 +13,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str, handles: list | None = None) -> None:
+    """Axis labels, title, grid and the legend beside the panel (of ``handles``, or of every labelled artist)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    legend_beside(ax, handles if handles is not None else ax.get_legend_handles_labels()[0])
+
+
 @readable
 def service_curves_plot(curves: pd.DataFrame) -> Figure:
     """Median service time of one batch against batch size (with its interval), per variant, threads and
@@ -33,11 +42,13 @@ def service_curves_plot(curves: pd.DataFrame) -> Figure:
         handles.append(line)
     batch_size_axis(ax, curves["batch_size"])
     ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("service time of one batch (ms, median)")
-    ax.set_title("Service curves: time per batch (dashed: replicas sharing the cores)")
-    ax.grid(alpha=0.3)
-    legend_beside(ax, handles)
+    _label(
+        ax,
+        "batch size",
+        "service time of one batch (ms, median)",
+        "Service curves: time per batch (dashed: replicas sharing the cores)",
+        handles,
+    )
     return fig
 
 
@@ -52,11 +63,9 @@ def latency_vs_load_plot(curve: pd.DataFrame, p99_ms: float | None = None, by: s
     if p99_ms is not None:
         ax.axhline(p99_ms, ls="--", color="grey", lw=1, label=f"p99 bound {p99_ms:g} ms")
     ax.set_yscale("log")
-    ax.set_xlabel("offered load (requests/s)")
-    ax.set_ylabel("predicted p99 latency (ms)")
-    ax.set_title("Predicted p99 latency against load")
-    ax.grid(alpha=0.3)
-    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    _label(
+        ax, "offered load (requests/s)", "predicted p99 latency (ms)", "Predicted p99 latency against load"
+    )
     return fig
 
 
@@ -78,11 +87,12 @@ def throughput_vs_replicas_plot(df: pd.DataFrame) -> Figure:
             guessed["replicas"], guessed["sustainable_rate"], facecolors="none", edgecolors=color, zorder=3
         )
     ax.set_xticks(sorted(df["replicas"].unique()))
-    ax.set_xlabel("replicas on one machine")
-    ax.set_ylabel("requests/s within the p99 bound")
-    ax.set_title("Throughput against replicas (hollow: co-location beyond what was measured)")
-    ax.grid(alpha=0.3)
-    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    _label(
+        ax,
+        "replicas on one machine",
+        "requests/s within the p99 bound",
+        "Throughput against replicas (hollow: co-location beyond what was measured)",
+    )
     return fig
 
 
@@ -101,11 +111,12 @@ def cost_quality_plot(frontier: pd.DataFrame) -> Figure:
         ax.annotate(str(r.variant), (r.cost_per_million, r.metric), textcoords="offset points", xytext=(5, 4),
                     fontsize=9)  # fmt: skip
     currency = str(frontier["currency"].iloc[0]) if "currency" in frontier.columns and len(frontier) else ""
-    ax.set_xlabel(f"cost per million inferences ({currency}, at the planned traffic)".replace(" (, ", " ("))
-    ax.set_ylabel(metric)
-    ax.set_title("Cost against quality: the cheapest deployment of each variant meeting the p99 bound")
-    ax.grid(alpha=0.3)
-    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    _label(
+        ax,
+        f"cost per million inferences ({currency}, at the planned traffic)".replace(" (, ", " ("),
+        metric,
+        "Cost against quality: the cheapest deployment of each variant meeting the p99 bound",
+    )
     return fig
 
 
@@ -123,9 +134,7 @@ def predicted_vs_measured_plot(validation: pd.DataFrame, p99_ms: float | None = 
         )
     if p99_ms is not None:
         ax.axhline(p99_ms, ls=":", color="grey", lw=1, label=f"p99 bound {p99_ms:g} ms")
-    ax.set_xlabel("offered load (requests/s)")
-    ax.set_ylabel("p99 latency (ms)")
-    ax.set_title("Planner check: predicted against measured p99")
-    ax.grid(alpha=0.3)
-    legend_beside(ax, ax.get_legend_handles_labels()[0])
+    _label(
+        ax, "offered load (requests/s)", "p99 latency (ms)", "Planner check: predicted against measured p99"
+    )
     return fig

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,13 @@ from typing import Any
 import pandas as pd
 import psutil
 
-from .planner import FINAL_REQUESTS, policy_rate, service_model, shared_cores
+from ..analysis.markdown import markdown_table
+from ..environment import collect_environment
+from ..measure.trackers import usable_cpus
+from .loadgen import LoadConfig, run_load
+from .planner import FINAL_REQUESTS, policy_rate, service_model, shared_cores, spare_cores
 from .simulate import WithOverhead, simulate
+from .variant import sample_items
 
 LEVELS = (0.5, 0.8, 0.95)
 TOLERANCE = 0.25  # the issue's target: predicted p99 within 25% of measured
@@ -74,14 +80,21 @@ def _free_port() -> int:
 
 
 def start_server(
-    task: str, model: str, method: str, s: ValidationSettings, config: str | None = None, log: Any = None
+    task: str,
+    model: str,
+    method: str,
+    s: ValidationSettings,
+    config: str | None = None,
+    log: Any = None,
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen, str]:
-    """``accelbench serve`` for the configuration on a free loopback port; returns once /health says ok."""
+    """``accelbench serve`` for the configuration (and ``extra`` options) on a free loopback port; returns
+    once /health says ok."""
     port = _free_port()
     cmd = [sys.executable, "-m", "accelbench", "serve", "--task", task, "--model", model, "--method", method,
            "--replicas", str(s.replicas), "--threads", str(s.threads), "--max-batch-size", str(s.max_batch_size),
            "--max-wait-ms", str(s.max_wait_ms), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    cmd += ["--config", config] if config else []
+    cmd += (["--config", config] if config else []) + list(extra)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT if log is not None else None)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
@@ -111,8 +124,6 @@ def measure_p99(
     url: str, rate: float, duration_s: float, texts: list, s: ValidationSettings, seed: int
 ) -> dict:
     """One open-loop Poisson run at ``rate``: p50/p99 with intervals, counts, the generator's CPU share."""
-    from .loadgen import LoadConfig, run_load
-
     cfg = LoadConfig(url=url, rate=rate, duration=duration_s, p99_ms=s.p99_ms, warmup_s=s.warmup_s, seed=seed)
     report = run_load(cfg, texts)
     lat = report["latency_ms"]
@@ -141,13 +152,9 @@ def measure_level(url: str, rate: float, s: ValidationSettings, texts: list) -> 
     return {**median, "runs": runs, "run_p99_ms": [r["measured_p99_ms"] for r in runs]}
 
 
-def spare_cores(s: ValidationSettings) -> float:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return float(max(0, cores - s.replicas * s.threads))
-
-
 def _shared(s: ValidationSettings, cal: dict):
-    return shared_cores(cal.get("shared_ms", 0.0), spare_cores(s), s.replicas, cal.get("base_cores", 0.0))
+    spare = spare_cores(len(usable_cpus()), s.threads, s.replicas)
+    return shared_cores(cal.get("shared_ms", 0.0), spare, s.replicas, cal.get("base_cores", 0.0))
 
 
 def _simulate(svc, s: ValidationSettings, rate: float, cal: dict, n: int):
@@ -225,8 +232,6 @@ def validate(
     alone_peak, alone_levels = predict(curves, s)
     proc, url = (None, url.rstrip("/")) if url else start_server(task, model, method, s, config, log)
     try:
-        from .variant import sample_items
-
         texts = sample_items(task, N_TEXTS)
         cal = calibrate(curves, s, url, texts, proc.pid if proc else None, alone_peak)
         peak, levels = predict(curves, s, cal)
@@ -240,8 +245,6 @@ def validate(
     finally:
         if proc is not None:
             stop_server(proc)
-    from ..environment import collect_environment
-
     return {"variant": f"{model}:{method}", "task": task, "model": model, "method": method,
             "predicted_peak_rate": peak, "levels": levels, "calibration": cal,
             "model_only": {"predicted_peak_rate": alone_peak, "levels": alone_levels}, "config": asdict(s),
@@ -255,8 +258,6 @@ def _error(r: dict) -> float | None:
 
 def markdown(result: dict) -> str:
     """The prediction and the measurement side by side, as a Markdown section."""
-    from ..analysis.markdown import markdown_table
-
     head = ["variant", "load", "rate /s", "p99 ms, model only", "predicted p99 ms", "measured p99 ms, median run",
             "each run's p99 ms", "error", "within 25%"]  # fmt: skip
     rows = []
@@ -311,20 +312,20 @@ def local_settings(
 ) -> ValidationSettings:
     """The planned deployment's batching policy and threads on this machine: as many of its replicas per
     machine as this machine's cores hold (at least one)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     t = int(deployment["threads"])
-    replicas = max(1, min(int(deployment["replicas_per_machine"]), cores // t))
+    replicas = max(1, min(int(deployment["replicas_per_machine"]), len(usable_cpus()) // t))
     return ValidationSettings(replicas=replicas, threads=t, max_batch_size=int(deployment["max_batch_size"]),
                               max_wait_ms=float(deployment["max_wait_ms"]), p99_ms=p99_ms, duration_s=duration_s,
                               warmup_s=min(3.0, duration_s / 4), calibration_s=max(3.0, duration_s / 2),
                               repeats=repeats)  # fmt: skip
 
 
-def _curve_rows(df: pd.DataFrame, model: str, method: str, s: ValidationSettings) -> pd.DataFrame:
+def curve_rows(df: pd.DataFrame, model: str, method: str, threads: int, replicas: int) -> pd.DataFrame:
+    """One variant's curves at one configuration: ``threads`` per replica, ``replicas`` co-located."""
     if df.empty:
         return df
-    keep = (df["model"] == model) & (df["method"] == method) & (df["threads"] == s.threads)
-    return df[keep & (df["colocated"] == s.replicas)]
+    keep = (df["model"] == model) & (df["method"] == method) & (df["threads"] == threads)
+    return df[keep & (df["colocated"] == replicas)]
 
 
 def validate_plan(
@@ -346,7 +347,9 @@ def validate_plan(
     for _, d in deployments[deployments["feasible"].astype(bool)].iterrows():
         s = local_settings(d, p99_ms, duration_s, repeats)
         variant, method = f"{d['model']}:{d['method']}", str(d["method"])
-        rows = _curve_rows(measure(method, s.threads, s.replicas), str(d["model"]), method, s)
+        rows = curve_rows(
+            measure(method, s.threads, s.replicas), str(d["model"]), method, s.threads, s.replicas
+        )
         if rows.empty or rows["batch_size"].max() < s.max_batch_size:
             print(f"{variant}: no service curves up to batch {s.max_batch_size}; not validated")
             continue
