@@ -26,7 +26,8 @@ import pandas as pd
 
 from accelbench.serving.curve_records import read_curves
 from accelbench.serving.curves import CurveSettings, measure_curves
-from accelbench.serving.validate import ValidationSettings, curve_rows, markdown, validate, write_validation
+from accelbench.serving.validate import ValidationSettings, curve_rows, validate
+from accelbench.serving.validate_report import markdown, write_validation
 
 CURVE_SIZES = (1, 2, 4, 8, 16, 32)
 

@@ -129,6 +129,9 @@ def predicted_vs_measured_plot(validation: pd.DataFrame, p99_ms: float | None = 
         ax.plot(
             g["rate"], g["predicted_p99_ms"], marker="o", ls="--", color=f"C{i}", label=f"{variant} predicted"
         )
+        if "predicted_p99_low_ms" in g and g["predicted_p99_low_ms"].notna().all():  # queueing's own spread
+            ax.fill_between(g["rate"], g["predicted_p99_low_ms"], g["predicted_p99_high_ms"], color=f"C{i}",
+                            alpha=0.15, lw=0, label=f"{variant} predicted, 10-90% of runs")  # fmt: skip
         ax.plot(
             g["rate"], g["measured_p99_ms"], marker="s", ls="-", color=f"C{i}", label=f"{variant} measured"
         )

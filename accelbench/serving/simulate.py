@@ -180,6 +180,7 @@ class SimResult:
     throughput: float  # completed requests per second
     stable: bool
     service_stretch: float = 1.0  # service times scaled by other work on the cores (SharedCores)
+    batch_ms_mean: float = math.nan  # mean service time of a batch (each batch once, as a server counts them)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -302,6 +303,7 @@ def simulate(
         throughput=float(n / span) if span > 0 else math.nan,
         stable=bool(util < UNSTABLE_UTILISATION and not grows),
         service_stretch=stretch,
+        batch_ms_mean=sum(busy_total) / k * 1e3 if k else math.nan,
     )
 
 

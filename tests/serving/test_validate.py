@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from accelbench.serving import validate as v
+from accelbench.serving import validate_report as vr
 from accelbench.serving.load_curves import latency_vs_load, throughput_vs_replicas
-from accelbench.serving.planner import PlanOptions, plan
+from accelbench.serving.planner import PlanOptions, plan, service_model
 from accelbench.serving.prices import Machine
 from accelbench.serving.traffic import Traffic
 
@@ -49,6 +50,72 @@ def test_measure_level_keeps_every_run_and_the_median_stands(monkeypatch):
     assert seeds == [7, 8, 9]  # each run its own Poisson schedule
 
 
+def test_levels_take_turns_round_by_round(monkeypatch):
+    calls = []
+
+    def fake(url, rate, duration_s, texts, s, seed):
+        calls.append((rate, seed))
+        return {"measured_p99_ms": rate + seed, "measured_p50_ms": 1.0}
+
+    monkeypatch.setattr(v, "measure_p99", fake)
+    out = v.measure_levels(
+        "http://127.0.0.1:1", [1.0, 2.0, 3.0], v.ValidationSettings(repeats=3, seed=0), ["a"]
+    )
+    # every round runs each level once, starting one level later each time; run i of a level has seed i
+    assert calls == [(1.0, 0), (2.0, 0), (3.0, 0), (2.0, 1), (3.0, 1), (1.0, 1), (3.0, 2), (1.0, 2), (2.0, 2)]
+    assert [o["run_p99_ms"] for o in out] == [[1.0, 2.0, 3.0], [2.0, 3.0, 4.0], [3.0, 4.0, 5.0]]
+    assert [o["measured_p99_ms"] for o in out] == [2.0, 3.0, 4.0]
+
+
+def test_prediction_is_a_run_of_the_measured_length_with_its_spread():
+    short = v.ValidationSettings(replicas=1, threads=1, max_batch_size=8, max_wait_ms=2.0, duration_s=5.0,
+                                 warmup_s=1.0)  # fmt: skip
+    _, levels = v.predict(_one(curves()), short)
+    for r in levels:
+        assert r["predicted_p99_low_ms"] <= r["predicted_p99_ms"] <= r["predicted_p99_high_ms"]
+        assert r["predicted_p99_long_ms"] > 0 and r["predicted_batch_ms"] > 0
+    top = levels[-1]  # near the peak, 5-s runs spread: queueing alone, without a noisy machine
+    assert top["predicted_p99_high_ms"] > 1.05 * top["predicted_p99_low_ms"]
+
+
+METRICS = """# TYPE accelbench_batch_size histogram
+accelbench_batch_size_bucket{le="1.0"} 2.0
+accelbench_batch_size_count 4.0
+accelbench_batch_size_sum 10.0
+# TYPE accelbench_batch_seconds histogram
+accelbench_batch_seconds_bucket{le="0.5"} 4.0
+accelbench_batch_seconds_count 4.0
+accelbench_batch_seconds_sum 0.2
+"""
+
+
+def test_server_batches_and_the_machine_speed_of_a_run(monkeypatch):
+    class Reply:
+        def __init__(self, text):
+            self.text = text
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def read(self):
+            return self.text.encode()
+
+    monkeypatch.setattr(v.urllib.request, "urlopen", lambda url, timeout: Reply(METRICS))
+    before = v.server_batches("http://127.0.0.1:1")
+    assert before == {"batches": 4.0, "items": 10.0, "seconds": 0.2}
+    after = {"batches": 14.0, "items": 50.0, "seconds": 0.6}
+    run = {"server_batches": v._batches_between(before, after)}
+    assert run["server_batches"] == pytest.approx({"batches": 10, "mean_batch": 4.0, "batch_ms": 40.0})
+    svc = service_model(_one(curves()))
+    assert v.batch_vs_curves(svc, run) == pytest.approx(40.0 / (svc.mean(4) * 1e3))
+    assert v.batch_vs_curves(svc, {"server_batches": None}) is None
+    monkeypatch.setattr(v.urllib.request, "urlopen", lambda url, timeout: Reply("# no batches yet\n"))
+    assert v.server_batches("http://127.0.0.1:1") is None
+
+
 def test_results_are_written_read_back_and_judged(tmp_path):
     peak, levels = v.predict(_one(curves()), S)
     for r, measured in zip(levels, (None, 1.1, 2.0), strict=True):
@@ -58,11 +125,13 @@ def test_results_are_written_read_back_and_judged(tmp_path):
     result = {"variant": "m:fp32", "task": "sst2", "model": "m", "method": "fp32", "predicted_peak_rate": peak,
               "levels": levels, "calibration": cal, "model_only": {"predicted_peak_rate": peak, "levels": levels},
               "config": {**S.__dict__}}  # fmt: skip
-    path = v.write_validation(tmp_path, result)
+    path = vr.write_validation(tmp_path, result)
     assert path.name == "plan_validation_fp32_1x1_b8.json" and path.with_suffix(".md").exists()
-    df = v.read_validations(tmp_path)
+    df = vr.read_validations(tmp_path)
     assert list(df["within"]) == [False, True, False]  # unmeasured, +/-10%, -50%
-    assert "| m:fp32 | 80%" in v.markdown(result)
+    assert (df["predicted_p99_low_ms"] <= df["predicted_p99_ms"]).all()
+    text = vr.markdown(result)
+    assert "| m:fp32 | 80%" in text and f"[{levels[1]['predicted_p99_low_ms']:.0f}-" in text
 
 
 def test_local_settings_fit_the_deployment_on_this_machine(monkeypatch):
