@@ -119,10 +119,13 @@ class EmpiricalService:
 
 @dataclass(frozen=True)
 class WithOverhead:
-    """A service model plus a fixed cost per batch (handing the batch to a replica process and back)."""
+    """A service model plus a fixed cost per batch (handing the batch to a replica process and back), and
+    optionally ``jitter_s``: the mean of an exponential delay per batch (a replica thread preempted by other
+    work on its cores waits a scheduler slice), drawn with the batch's own quantile so slow stays slow."""
 
     base: ServiceModel
     per_batch_s: float
+    jitter_s: float = 0.0
 
     @property
     def max_batch(self) -> int:
@@ -133,10 +136,11 @@ class WithOverhead:
         return list(getattr(self.base, "measured_sizes", range(1, self.base.max_batch + 1)))
 
     def time(self, batch: int, u: float) -> float:
-        return self.base.time(batch, u) + self.per_batch_s
+        extra = -self.jitter_s * math.log1p(-u) if self.jitter_s else 0.0
+        return self.base.time(batch, u) + self.per_batch_s + extra
 
     def mean(self, batch: int) -> float:
-        return self.base.mean(batch) + self.per_batch_s
+        return self.base.mean(batch) + self.per_batch_s + self.jitter_s
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ curves at that configuration (threads, co-located replicas):
 1. the model-alone prediction: the highest Poisson rate whose simulated p99 meets the bound;
 2. calibration, in two short load runs at ``CALIBRATION_SHARES`` of that rate against the real server: the
    front's CPU per request (the slope of its CPU use between the two rates), the co-located load generator's
-   (the same from its own CPU), what stays busy at rate 0, and the per-batch hand-off to a replica (the p50
-   left over after simulating the rest). Both CPU costs take cores from replicas that fill every core
-   (``simulate.SharedCores``). Calibrating at a few requests/s instead is wrong by 5-10 ms: with long idle
+   (the same from its own CPU), what stays busy at rate 0, the per-batch hand-off to a replica (the p50
+   left over after simulating the rest) and a per-batch preemption jitter (an exponential delay whose mean
+   makes the simulated p90 and p99 of the calibration runs fit the measured ones: threads of a replica that
+   shares its cores with the front and the generator wait for them, which moves the tail more than the
+   mean). Both CPU costs take cores from replicas that fill every core (``simulate.SharedCores``). Calibrating at a few requests/s instead is wrong by 5-10 ms: with long idle
    gaps the replica's threads sleep, and each request pays to wake them, which loaded servers never do;
 3. the prediction with those overheads: the peak again, and at each of ``LEVELS`` times it the p99 of a
    load run as long as the measured ones (the median of ``WINDOWS`` simulated runs, with the 10-90% range
@@ -56,6 +58,9 @@ WINDOWS = 20  # simulated load runs of the measured length per level: a run's pr
 WINDOW_RANGE = (10, 90)  # percentiles of the simulated runs' p99 shown as the predicted range
 CALIBRATION_SHARES = (0.2, 0.4)  # of the model-alone peak: warm replicas, little queueing, below the levels
 MIN_CALIBRATION_RATE = 2.0
+# Preemption jitter per batch (simulate.WithOverhead.jitter_s), fitted to the calibration runs' p90 and p99
+JITTER_GRID_MS = tuple(0.5 * i for i in range(21))  # 0 to 10 ms; each with the hand-off its p50s leave
+FIT_WINDOWS = 6  # simulated calibration runs per rate in the fit
 HEALTH_TIMEOUT_S = 600.0
 N_TEXTS = 256
 VALIDATION_DIR = "validation"
@@ -163,6 +168,7 @@ def measure_p99(
     lat = report["latency_ms"]
     return {
         "measured_p50_ms": lat["p50"]["value"],
+        "measured_p90_ms": lat["p90"]["value"],
         "measured_p99_ms": lat["p99"]["value"],
         "measured_p99_low_ms": lat["p99"]["low"],
         "measured_p99_high_ms": lat["p99"]["high"],
@@ -241,13 +247,18 @@ def _runs_p99(svc, s: ValidationSettings, rate: float, cal: dict) -> list[float]
                   for w in range(WINDOWS))  # fmt: skip
 
 
+def _service(curves: pd.DataFrame, cal: dict):
+    """The curves' service model with the calibrated hand-off and preemption jitter per batch."""
+    svc = service_model(curves)
+    dispatch_ms, jitter_ms = cal.get("dispatch_ms", 0.0), cal.get("jitter_ms", 0.0)
+    return WithOverhead(svc, dispatch_ms / 1e3, jitter_ms / 1e3) if dispatch_ms or jitter_ms else svc
+
+
 def predict(curves: pd.DataFrame, s: ValidationSettings, cal: dict | None = None) -> tuple[float, list[dict]]:
     """The predicted peak rate and the prediction at each load level, with the serving overheads ``cal``
     (none: the model alone)."""
     cal = cal or {}
-    svc = service_model(curves)
-    dispatch_ms = cal.get("dispatch_ms", 0.0)
-    svc = WithOverhead(svc, dispatch_ms / 1e3) if dispatch_ms else svc
+    svc = _service(curves, cal)
     peak = policy_rate(svc, s.replicas, s.max_batch_size, s.max_wait_ms, s.p99_ms, seed=s.seed,
                        front_ms=cal.get("front_ms", 0.0), shared=_shared(s, cal))  # fmt: skip
     rows = []
@@ -284,18 +295,51 @@ def calibrate(curves: pd.DataFrame, s: ValidationSettings, url: str, texts: list
     generator_ms = max(0.0, (g2 - g1) / (r2 - r1) * 1e3)
     shared_ms = front_ms + generator_ms
     base_cores = max(0.0, cpu1 + g1 - r1 * shared_ms / 1e3)
+    cal = {"front_ms": front_ms, "shared_ms": shared_ms, "base_cores": base_cores, "dispatch_ms": 0.0,
+           "jitter_ms": 0.0}  # fmt: skip
+    measured = [(rate, run) for rate, _, run in runs]
+    cs = ValidationSettings(**{**asdict(s), "duration_s": s.calibration_s})  # windows as long as these runs
+    fits = []  # per jitter on the grid: the hand-off its p50s leave, and the error of p50, p90 and p99
+    for j in JITTER_GRID_MS:
+        d = _fit_dispatch(curves, cs, {**cal, "jitter_ms": j}, measured)
+        fits.append((_error(curves, cs, {**cal, "jitter_ms": j, "dispatch_ms": d}, measured), j, d))
+    _, cal["jitter_ms"], cal["dispatch_ms"] = min(fits)
     svc = service_model(curves)
-    gaps, predicted = [], []
-    for rate, _, run in runs:
-        sim = _simulate(svc, s, rate, {"front_ms": front_ms, "shared_ms": shared_ms, "base_cores": base_cores},
-                        4_000)  # fmt: skip
-        predicted.append(sim.latency_ms_p50)
-        gaps.append((run["measured_p50_ms"] or 0.0) - sim.latency_ms_p50)
     return {"rate": r1, "rates": list(rates), "front_cpu_share": [cpu1, cpu2], "generator_cpu_share": [g1, g2],
             "measured_p50_ms": [run["measured_p50_ms"] for _, _, run in runs],
-            "predicted_p50_ms_without_dispatch": predicted, "front_ms": front_ms, "generator_ms": generator_ms,
-            "shared_ms": shared_ms, "base_cores": base_cores, "dispatch_ms": max(0.0, sum(gaps) / len(gaps)),
-            "batch_vs_curves": [batch_vs_curves(svc, run) for _, _, run in runs]}  # fmt: skip
+            "measured_p90_ms": [run.get("measured_p90_ms") for _, _, run in runs],
+            "measured_p99_ms": [run["measured_p99_ms"] for _, _, run in runs], "generator_ms": generator_ms,
+            **cal, "batch_vs_curves": [batch_vs_curves(svc, run) for _, _, run in runs]}  # fmt: skip
+
+
+def _calibration_sims(curves: pd.DataFrame, s: ValidationSettings, cal: dict, rate: float) -> list:
+    span = s.duration_s + s.warmup_s
+    svc = _service(curves, cal)
+    return [_simulate(svc, s, rate, cal, max(50, round(rate * span)), seed=s.seed + 2000 + w, warmup=s.warmup_s / span)
+            for w in range(FIT_WINDOWS)]  # fmt: skip
+
+
+def _fit_dispatch(curves: pd.DataFrame, s: ValidationSettings, cal: dict, measured: list) -> float:
+    """The per-batch hand-off: the measured p50 left over after simulating everything else (mean of runs)."""
+    gaps = []
+    for rate, run in measured:
+        sims = _calibration_sims(curves, s, {**cal, "dispatch_ms": 0.0}, rate)
+        gaps.append((run["measured_p50_ms"] or 0.0) - float(np.median([x.latency_ms_p50 for x in sims])))
+    return max(0.0, sum(gaps) / len(gaps))
+
+
+def _error(curves: pd.DataFrame, s: ValidationSettings, cal: dict, measured: list) -> float:
+    """Squared log errors of the simulated p50, p90 and p99 against the calibration runs' (runs as long)."""
+    err = 0.0
+    for rate, run in measured:
+        sims = _calibration_sims(curves, s, cal, rate)
+        for q in (50, 90, 99):
+            key = f"measured_p{q}_ms"
+            m = run.get(key)
+            sim = float(np.median([getattr(x, f"latency_ms_p{q}") for x in sims]))
+            if m and sim > 0:
+                err += math.log(sim / m) ** 2
+    return err
 
 
 def validate(
@@ -318,7 +362,8 @@ def validate(
         cal = calibrate(curves, s, url, texts, proc.pid if proc else None, alone_peak)
         peak, levels = predict(curves, s, cal)
         progress(f"{model}:{method}: front {cal['front_ms']:.2f} ms/request, generator {cal['generator_ms']:.2f} "
-                 f"ms/request, dispatch {cal['dispatch_ms']:.2f} ms/batch; predicted peak {peak:.1f}/s "
+                 f"ms/request, dispatch {cal['dispatch_ms']:.2f} ms/batch, jitter {cal['jitter_ms']:.2f} ms/batch; "
+                 f"predicted peak {peak:.1f}/s "
                  f"({alone_peak:.1f}/s for the model alone)")  # fmt: skip
         svc = service_model(curves)
         measured = measure_levels(url, [r["rate"] for r in levels], s, texts, progress)

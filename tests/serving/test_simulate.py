@@ -86,6 +86,14 @@ def test_front_is_a_queue_in_front_of_the_batcher():
     assert capacity(svc, 8, 32, front_s=0.001) == pytest.approx(1000.0)
     slow = WithOverhead(svc, 0.004)
     assert simulate(slow, 1.0, n_requests=500).latency_ms_p50 == pytest.approx(4.0, abs=0.01)
+    # preemption jitter: an exponential delay per batch, with its mean in mean() and its quantile in time()
+    jittery = WithOverhead(svc, 0.004, jitter_s=0.002)
+    assert jittery.mean(1) == pytest.approx(0.006 + 1e-6)
+    assert jittery.time(1, 0.5) == pytest.approx(1e-6 + 0.004 + 0.002 * math.log(2))
+    sim = simulate(jittery, 1.0, n_requests=4000, seed=3)  # no queueing at 1/s: latency = service
+    assert sim.latency_ms_mean == pytest.approx(6.0, rel=0.05) and sim.batch_ms_mean == pytest.approx(
+        6.0, rel=0.05
+    )
 
 
 def test_shared_cores_stretch_service_beyond_the_spare_cores():
