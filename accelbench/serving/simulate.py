@@ -32,6 +32,7 @@ QUANTILE_POINTS = 201  # resolution of an empirical service-time distribution
 UNSTABLE_UTILISATION = 0.99
 UNSTABLE_BACKLOG = 0.02  # a backlog at the last arrival above this share of the requests: the queue grows
 MIN_UNSTABLE_BACKLOG = 50
+WAKE_AFTER_S = 0.002  # idle longer than this, a replica's threads sleep (a few ms of spinning, then a futex)
 MAX_STOLEN = 0.9  # share of a replica's time other work may take before the model calls the cores saturated
 
 
@@ -119,13 +120,10 @@ class EmpiricalService:
 
 @dataclass(frozen=True)
 class WithOverhead:
-    """A service model plus a fixed cost per batch (handing the batch to a replica process and back), and
-    optionally ``jitter_s``: the mean of an exponential delay per batch (a replica thread preempted by other
-    work on its cores waits a scheduler slice), drawn with the batch's own quantile so slow stays slow."""
+    """A service model plus a fixed cost per batch (handing the batch to a replica process and back)."""
 
     base: ServiceModel
     per_batch_s: float
-    jitter_s: float = 0.0
 
     @property
     def max_batch(self) -> int:
@@ -136,11 +134,10 @@ class WithOverhead:
         return list(getattr(self.base, "measured_sizes", range(1, self.base.max_batch + 1)))
 
     def time(self, batch: int, u: float) -> float:
-        extra = -self.jitter_s * math.log1p(-u) if self.jitter_s else 0.0
-        return self.base.time(batch, u) + self.per_batch_s + extra
+        return self.base.time(batch, u) + self.per_batch_s
 
     def mean(self, batch: int) -> float:
-        return self.base.mean(batch) + self.per_batch_s + self.jitter_s
+        return self.base.mean(batch) + self.per_batch_s
 
 
 @dataclass(frozen=True)
@@ -217,13 +214,17 @@ def simulate(
     warmup: float = WARMUP_FRACTION,
     front_s: float = 0.0,
     shared: SharedCores | None = None,
+    wake_s: float = 0.0,
+    wake_after_s: float = WAKE_AFTER_S,
 ) -> SimResult:
     """Run the server on ``n_requests`` Poisson arrivals at ``rate`` (or on given ``arrivals``) and predict
     its latencies, utilisation and batches; bounded by the number of requests.
 
     ``front_s``: the HTTP front's time per request (parsing, routing, answering), a single FIFO server that
     every request passes before it reaches the batching queue; 0 leaves the front out. ``shared``: CPU work
-    outside the replicas on their cores, which stretches every service time at this rate."""
+    outside the replicas on their cores, which stretches every service time at this rate. ``wake_s``: the mean
+    of an exponential delay a batch pays when its replica sat idle more than ``wake_after_s`` (its threads went
+    to sleep and must be woken; back-to-back batches of a busy replica do not pay it)."""
     if replicas < 1 or max_batch < 1 or max_wait_s < 0:
         raise ValueError(f"replicas {replicas}, max_batch {max_batch}, max_wait_s {max_wait_s}: out of range")
     if max_batch > service.max_batch:
@@ -243,17 +244,18 @@ def simulate(
         for i, t in enumerate(arr_l):
             t_free = max(t, t_free) + front_s
             arr_l[i] = t_free
+    inf = math.inf
     start = [0.0] * n
     finish = [0.0] * n
     busy_total = [0.0] * replicas
     free = list(range(replicas))
+    idle_since = [-inf if wake_s else 0.0] * replicas  # when each replica finished its last batch
     running: list[tuple[float, int]] = []  # (finish time, replica)
     head = 0  # first request not yet dispatched
     nxt = 0  # next request to arrive
     k = 0  # batches dispatched
     max_queue = 0
     backlog_at_last = 0
-    inf = math.inf
     B, W, t_of = max_batch, max_wait_s, service.time
     while head < n:
         t_arr = arr_l[nxt] if nxt < n else inf
@@ -262,7 +264,9 @@ def simulate(
         t = min(t_arr, t_done, t_timer)
         if t == t_done:
             while running and running[0][0] <= t:
-                free.append(heapq.heappop(running)[1])
+                end_r, r_done = heapq.heappop(running)
+                free.append(r_done)
+                idle_since[r_done] = end_r
         elif t == t_arr:
             nxt += 1
             if nxt == n:
@@ -272,6 +276,8 @@ def simulate(
             r = min(free, key=busy_total.__getitem__) if len(free) > 1 else free[0]
             free.remove(r)
             s = t_of(b, us[k]) * stretch
+            if wake_s and t - idle_since[r] > wake_after_s:
+                s -= wake_s * math.log1p(-us[k])
             k += 1
             end = t + s
             for i in range(head, head + b):

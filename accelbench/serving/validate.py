@@ -6,10 +6,10 @@ curves at that configuration (threads, co-located replicas):
 2. calibration, in two short load runs at ``CALIBRATION_SHARES`` of that rate against the real server: the
    front's CPU per request (the slope of its CPU use between the two rates), the co-located load generator's
    (the same from its own CPU), what stays busy at rate 0, the per-batch hand-off to a replica (the p50
-   left over after simulating the rest) and a per-batch preemption jitter (an exponential delay whose mean
-   makes the simulated p90 and p99 of the calibration runs fit the measured ones: threads of a replica that
-   shares its cores with the front and the generator wait for them, which moves the tail more than the
-   mean). Both CPU costs take cores from replicas that fill every core (``simulate.SharedCores``). Calibrating at a few requests/s instead is wrong by 5-10 ms: with long idle
+   left over after simulating the rest) and a wake-up delay (an exponential delay a batch pays when its
+   replica sat idle, whose mean makes the simulated p50, p90 and p99 of the calibration runs fit the
+   measured ones: an idle replica's threads sleep, and waking them on cores shared with the front and the
+   generator costs the tail more than the mean, more at low rates than at high). Both CPU costs take cores from replicas that fill every core (``simulate.SharedCores``). Calibrating at a few requests/s instead is wrong by 5-10 ms: with long idle
    gaps the replica's threads sleep, and each request pays to wake them, which loaded servers never do;
 3. the prediction with those overheads: the peak again, and at each of ``LEVELS`` times it the p99 of a
    load run as long as the measured ones (the median of ``WINDOWS`` simulated runs, with the 10-90% range
@@ -58,8 +58,8 @@ WINDOWS = 20  # simulated load runs of the measured length per level: a run's pr
 WINDOW_RANGE = (10, 90)  # percentiles of the simulated runs' p99 shown as the predicted range
 CALIBRATION_SHARES = (0.2, 0.4)  # of the model-alone peak: warm replicas, little queueing, below the levels
 MIN_CALIBRATION_RATE = 2.0
-# Preemption jitter per batch (simulate.WithOverhead.jitter_s), fitted to the calibration runs' p90 and p99
-JITTER_GRID_MS = tuple(0.5 * i for i in range(21))  # 0 to 10 ms; each with the hand-off its p50s leave
+# Mean wake-up delay of a batch reaching an idle replica (simulate's wake_s), fitted to the calibration runs
+WAKE_GRID_MS = tuple(0.5 * i for i in range(21))  # 0 to 10 ms; each with the hand-off its p50s leave
 FIT_WINDOWS = 6  # simulated calibration runs per rate in the fit
 HEALTH_TIMEOUT_S = 600.0
 N_TEXTS = 256
@@ -236,7 +236,7 @@ def _simulate(svc, s: ValidationSettings, rate: float, cal: dict, n: int, seed: 
     more = {} if warmup is None else {"warmup": warmup}
     return simulate(svc, rate, replicas=s.replicas, max_batch=s.max_batch_size, max_wait_s=s.max_wait_ms / 1e3,
                     n_requests=n, seed=s.seed if seed is None else seed, front_s=cal.get("front_ms", 0.0) / 1e3,
-                    shared=_shared(s, cal), **more)  # fmt: skip
+                    shared=_shared(s, cal), wake_s=cal.get("wake_ms", 0.0) / 1e3, **more)  # fmt: skip
 
 
 def _runs_p99(svc, s: ValidationSettings, rate: float, cal: dict) -> list[float]:
@@ -248,10 +248,10 @@ def _runs_p99(svc, s: ValidationSettings, rate: float, cal: dict) -> list[float]
 
 
 def _service(curves: pd.DataFrame, cal: dict):
-    """The curves' service model with the calibrated hand-off and preemption jitter per batch."""
+    """The curves' service model with the calibrated hand-off per batch."""
     svc = service_model(curves)
-    dispatch_ms, jitter_ms = cal.get("dispatch_ms", 0.0), cal.get("jitter_ms", 0.0)
-    return WithOverhead(svc, dispatch_ms / 1e3, jitter_ms / 1e3) if dispatch_ms or jitter_ms else svc
+    dispatch_ms = cal.get("dispatch_ms", 0.0)
+    return WithOverhead(svc, dispatch_ms / 1e3) if dispatch_ms else svc
 
 
 def predict(curves: pd.DataFrame, s: ValidationSettings, cal: dict | None = None) -> tuple[float, list[dict]]:
@@ -296,14 +296,14 @@ def calibrate(curves: pd.DataFrame, s: ValidationSettings, url: str, texts: list
     shared_ms = front_ms + generator_ms
     base_cores = max(0.0, cpu1 + g1 - r1 * shared_ms / 1e3)
     cal = {"front_ms": front_ms, "shared_ms": shared_ms, "base_cores": base_cores, "dispatch_ms": 0.0,
-           "jitter_ms": 0.0}  # fmt: skip
+           "wake_ms": 0.0}  # fmt: skip
     measured = [(rate, run) for rate, _, run in runs]
     cs = ValidationSettings(**{**asdict(s), "duration_s": s.calibration_s})  # windows as long as these runs
-    fits = []  # per jitter on the grid: the hand-off its p50s leave, and the error of p50, p90 and p99
-    for j in JITTER_GRID_MS:
-        d = _fit_dispatch(curves, cs, {**cal, "jitter_ms": j}, measured)
-        fits.append((_error(curves, cs, {**cal, "jitter_ms": j, "dispatch_ms": d}, measured), j, d))
-    _, cal["jitter_ms"], cal["dispatch_ms"] = min(fits)
+    fits = []  # per wake-up delay on the grid: the hand-off its p50s leave, and the error of p50, p90, p99
+    for w in WAKE_GRID_MS:
+        d = _fit_dispatch(curves, cs, {**cal, "wake_ms": w}, measured)
+        fits.append((_error(curves, cs, {**cal, "wake_ms": w, "dispatch_ms": d}, measured), w, d))
+    _, cal["wake_ms"], cal["dispatch_ms"] = min(fits)
     svc = service_model(curves)
     return {"rate": r1, "rates": list(rates), "front_cpu_share": [cpu1, cpu2], "generator_cpu_share": [g1, g2],
             "measured_p50_ms": [run["measured_p50_ms"] for _, _, run in runs],
@@ -362,7 +362,7 @@ def validate(
         cal = calibrate(curves, s, url, texts, proc.pid if proc else None, alone_peak)
         peak, levels = predict(curves, s, cal)
         progress(f"{model}:{method}: front {cal['front_ms']:.2f} ms/request, generator {cal['generator_ms']:.2f} "
-                 f"ms/request, dispatch {cal['dispatch_ms']:.2f} ms/batch, jitter {cal['jitter_ms']:.2f} ms/batch; "
+                 f"ms/request, dispatch {cal['dispatch_ms']:.2f} ms/batch, wake-up {cal['wake_ms']:.2f} ms; "
                  f"predicted peak {peak:.1f}/s "
                  f"({alone_peak:.1f}/s for the model alone)")  # fmt: skip
         svc = service_model(curves)

@@ -43,7 +43,7 @@ def markdown(result: dict) -> str:
             f"overheads measured at {rates} req/s ({cal['front_ms']:.2f} ms of CPU per request in the front, "
             f"{cal.get('generator_ms', 0.0):.2f} ms in the load generator on the same cores, "
             f"{cal.get('base_cores', 0.0):.3f} cores busy at rate 0, {cal['dispatch_ms']:.2f} ms per batch "
-            f"and a preemption jitter of {cal.get('jitter_ms', 0.0):.2f} ms per batch on average), "
+            f"and {cal.get('wake_ms', 0.0):.2f} ms on average to wake an idle replica), "
             f"{result['model_only']['predicted_peak_rate']:.1f} req/s for the model alone. The load levels are "
             f"shares of the first; each was load-tested {c['repeats']} time(s) for {c['duration_s']:g} s (rounds "
             "of one run per level, the order rotated each round), and the run with the median p99 stands for it. "

@@ -170,15 +170,16 @@ def test_throughput_against_replicas_counts_interference():
 
 
 def test_calibration_recovers_the_hand_off_and_the_jitter(monkeypatch):
-    """Calibration runs made by the simulator itself with a 1-ms hand-off and a 4-ms jitter per batch: the
-    fit finds both again (the p50 gives the hand-off, the tails the jitter)."""
+    """Calibration runs made by the simulator itself with a 1-ms hand-off per batch and a 4-ms wake-up of an
+    idle replica: the fit finds both again."""
     df = _one(curves())
-    truth = v.WithOverhead(service_model(df), 1e-3, 4e-3)
+    truth = v.WithOverhead(service_model(df), 1e-3)
+    wake = [4e-3]
 
     def fake(url, rate, duration_s, texts, s, seed):
         span = duration_s + s.warmup_s
         sims = [v.simulate(truth, rate, max_batch=s.max_batch_size, max_wait_s=s.max_wait_ms / 1e3,
-                           n_requests=round(rate * span), seed=100 + k, warmup=s.warmup_s / span)
+                           n_requests=round(rate * span), seed=100 + k, warmup=s.warmup_s / span, wake_s=wake[0])
                 for k in range(9)]  # fmt: skip
         med = {q: float(np.median([getattr(x, f"latency_ms_p{q}") for x in sims])) for q in (50, 90, 99)}
         return {"measured_p50_ms": med[50], "measured_p90_ms": med[90], "measured_p99_ms": med[99]}
@@ -188,8 +189,7 @@ def test_calibration_recovers_the_hand_off_and_the_jitter(monkeypatch):
     s = v.ValidationSettings(max_batch_size=8, max_wait_ms=2.0, calibration_s=20.0)
     alone, _ = v.predict(df, s)
     cal = v.calibrate(df, s, "http://127.0.0.1:1", ["a"], None, alone)
-    assert cal["jitter_ms"] == pytest.approx(4.0, abs=1.0)
+    assert cal["wake_ms"] == pytest.approx(4.0, abs=1.0)
     assert cal["dispatch_ms"] == pytest.approx(1.0, abs=1.0)
-    # no jitter in the truth: none fitted (the tails are the curves' own)
-    truth = v.WithOverhead(service_model(df), 1e-3)
-    assert v.calibrate(df, s, "http://127.0.0.1:1", ["a"], None, alone)["jitter_ms"] <= 0.5
+    wake[0] = 0.0  # no wake-up cost in the truth: none fitted (the tails are the curves' own)
+    assert v.calibrate(df, s, "http://127.0.0.1:1", ["a"], None, alone)["wake_ms"] <= 0.5
