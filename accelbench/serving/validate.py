@@ -9,8 +9,10 @@ curves at that configuration (threads, co-located replicas):
    left over after simulating the rest) and a wake-up delay (an exponential delay a batch pays when its
    replica sat idle, whose mean makes the simulated p50, p90 and p99 of the calibration runs fit the
    measured ones: an idle replica's threads sleep, and waking them on cores shared with the front and the
-   generator costs the tail more than the mean, more at low rates than at high). Both CPU costs take cores from replicas that fill every core (``simulate.SharedCores``). Calibrating at a few requests/s instead is wrong by 5-10 ms: with long idle
-   gaps the replica's threads sleep, and each request pays to wake them, which loaded servers never do;
+   generator costs the tail more than the mean, more at low rates than at high). Both CPU costs take cores
+   from replicas that fill every core (``simulate.SharedCores``). Calibrating at a few requests/s instead
+   is wrong by 5-10 ms: with long idle gaps the replica's threads sleep, and each request pays to wake
+   them, which loaded servers never do;
 3. the prediction with those overheads: the peak again, and at each of ``LEVELS`` times it the p99 of a
    load run as long as the measured ones (the median of ``WINDOWS`` simulated runs, with the 10-90% range
    that queueing alone spreads them over; a 30-s run's p99 is not the long-run p99), and the long-run p99;
