@@ -267,14 +267,17 @@ def policy_rate(
     seed: int = 0,
     front_ms: float = 0.0,
     shared: SharedCores | None = None,
+    wake_ms: float = 0.0,
 ) -> float:
     """The highest rate one batching policy on ``replicas`` replicas sustains within the p99 bound, by
-    bisection below MAX_LOAD of its full-batch capacity (``lo``: a rate known to meet it)."""
+    bisection below MAX_LOAD of its full-batch capacity (``lo``: a rate known to meet it). ``wake_ms``: the
+    simulator's mean wake-up delay of an idle replica (``simulate``'s ``wake_s``), as calibrated."""
     hi = MAX_LOAD * capacity(svc, replicas, batch, front_ms / 1e3)
     for _ in range(BISECTION_STEPS):
         mid = (lo + hi) / 2
         sim = simulate(svc, mid, replicas=replicas, max_batch=batch, max_wait_s=wait_ms / 1e3,
-                       n_requests=n_requests, seed=seed, front_s=front_ms / 1e3, shared=shared)  # fmt: skip
+                       n_requests=n_requests, seed=seed, front_s=front_ms / 1e3, shared=shared,
+                       wake_s=wake_ms / 1e3)  # fmt: skip
         lo, hi = (mid, hi) if sim.stable and sim.latency_ms_p99 <= p99_ms else (lo, mid)
     return lo
 

@@ -261,8 +261,11 @@ def predict(curves: pd.DataFrame, s: ValidationSettings, cal: dict | None = None
     (none: the model alone)."""
     cal = cal or {}
     svc = _service(curves, cal)
+    # searched with the levels' service model and as many requests as their long-run check: batching keeps
+    # the p99 nearly flat over a wide range of rates, where a short simulation's noise moves the peak 2x
     peak = policy_rate(svc, s.replicas, s.max_batch_size, s.max_wait_ms, s.p99_ms, seed=s.seed,
-                       front_ms=cal.get("front_ms", 0.0), shared=_shared(s, cal))  # fmt: skip
+                       front_ms=cal.get("front_ms", 0.0), shared=_shared(s, cal),
+                       wake_ms=cal.get("wake_ms", 0.0), n_requests=FINAL_REQUESTS)  # fmt: skip
     rows = []
     for level in LEVELS:
         sim = _simulate(svc, s, level * peak, cal, FINAL_REQUESTS)
