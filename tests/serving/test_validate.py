@@ -194,5 +194,5 @@ def test_calibration_recovers_the_hand_off_and_the_jitter(monkeypatch):
     cal = v.calibrate(df, s, "http://127.0.0.1:1", ["a"], None, alone)
     assert cal["wake_ms"] == pytest.approx(4.0, abs=1.0)
     assert cal["dispatch_ms"] == pytest.approx(1.0, abs=1.0)
-    wake[0] = 0.0  # no wake-up cost in the truth: at most the fit's resolution (the tails are the curves' own)
+    wake[0] = 0.0  # no wake-up cost in the truth: at most the fit's resolution (the curves' own tails)
     assert v.calibrate(df, s, "http://127.0.0.1:1", ["a"], None, alone)["wake_ms"] <= 1.0
