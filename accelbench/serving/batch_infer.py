@@ -27,7 +27,15 @@ from ..exceptions import AccelbenchError, ConfigError
 from ..methods import get_method
 from ..tasks import get_task
 from ..version import __version__
-from .batch_shards import DEFAULT_SHARD_ROWS, ID_COLUMN, OUTPUT_FORMATS, ShardStore, file_format, read_shards
+from .batch_shards import (
+    DEFAULT_SHARD_ROWS,
+    ID_COLUMN,
+    KEEP_PREFIX,
+    OUTPUT_FORMATS,
+    ShardStore,
+    file_format,
+    read_shards,
+)
 from .ray_session import RaySession, ray_session, require_ray, worker_env
 from .variant import VariantSpec, build_variant
 
@@ -56,6 +64,7 @@ class BatchJob:
     shard_rows: int = DEFAULT_SHARD_ROWS
     limit: int | None = None  # only the first `limit` rows (a quick try before the long run)
     resume: bool = True
+    keep_columns: tuple[str, ...] = ()  # input columns copied into the output rows; ("all",): every one
 
     def __post_init__(self) -> None:
         for name, flag in (
@@ -117,7 +126,9 @@ def run_batch_infer(
     t0 = time.perf_counter()
     get_method(job.spec.method)  # unknown names fail here, in one line, before Ray starts
     text_column = job.text_column or default_text_column(job.spec.task)
-    shards = read_shards(Path(job.input), text_column, job.pair_column, job.shard_rows, job.limit)
+    shards = read_shards(
+        Path(job.input), text_column, job.pair_column, job.shard_rows, job.limit, keep=job.keep_columns
+    )
     sizes = [len(s) for s in shards]
     store = ShardStore(Path(job.output), _identity(job, text_column), sizes)
     done = store.open(job.resume)
@@ -195,7 +206,10 @@ def _run_pipeline(
     ctx.enable_progress_bars = False  # our bar counts rows written; Ray's would interleave with it
     ctx.print_on_execution_start = False
     start = time.perf_counter()
-    ds = ray.data.from_pandas([shards[k] for k in pending])  # one block per shard
+    # one block per shard, with only what the predictors read (kept columns stay here for the output)
+    ds = ray.data.from_pandas(
+        [shards[k][[c for c in shards[k] if not c.startswith(KEEP_PREFIX)]] for k in pending]
+    )
     predicted = ds.map_batches(
         _Predict,
         fn_constructor_kwargs={"spec": job.spec},
@@ -233,15 +247,20 @@ def _run_pipeline(
 def _records(
     shard: pd.DataFrame, results: list[tuple[int, str]], text_column: str, pair_column: str | None
 ) -> list:
+    """The output rows of one shard: id, text(s), the prediction's fields, then the kept input columns (one
+    whose name the output already has is written as ``input_<name>``)."""
     first = int(shard[ID_COLUMN].iloc[0])
     texts = shard["text"].tolist()
     pairs = shard["pair"].tolist() if pair_column else None
+    kept = {c[len(KEEP_PREFIX) :]: shard[c].tolist() for c in shard.columns if c.startswith(KEEP_PREFIX)}
     out = []
     for i, result in results:
         row: dict[str, Any] = {ID_COLUMN: int(i), text_column: texts[i - first]}
         if pairs is not None:
             row[pair_column] = pairs[i - first]
         row.update(json.loads(result))
+        for name, values in kept.items():
+            row[f"input_{name}" if name in row else name] = values[i - first]
         out.append(row)
     return out
 
@@ -279,6 +298,7 @@ def _identity(job: BatchJob, text_column: str) -> dict[str, Any]:
         "pair_column": job.pair_column,
         "shard_rows": job.shard_rows,
         "limit": job.limit,
+        "keep_columns": list(job.keep_columns),
         "variant": {k: v for k, v in job.spec.to_dict().items() if k != "threads"},
     }
 
@@ -329,6 +349,8 @@ def add_subcommand(sub: Any) -> None:
     p.add_argument("--cpus-per-actor", type=float, help="Ray CPUs each actor reserves (default: its threads)")
     p.add_argument("--shard-rows", type=int, default=DEFAULT_SHARD_ROWS, help="rows per resumable shard")
     p.add_argument("--limit", type=int, help="only the first N rows")
+    p.add_argument("--keep-columns", nargs="+", default=[], metavar="COLUMN",
+                   help="input columns to copy into each output row (e.g. your own key); 'all': every one")  # fmt: skip
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip shards finished by an earlier run of the same job (default: on)")  # fmt: skip
     p.add_argument("--config", help="a sweep YAML whose user tasks and models to register")
@@ -341,7 +363,7 @@ def cmd_batch_infer(args: argparse.Namespace) -> int:
     job = BatchJob(
         input=args.input, output=args.output, spec=spec, text_column=args.text_column, pair_column=args.pair_column,
         batch_size=args.batch_size, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
-        shard_rows=args.shard_rows, limit=args.limit, resume=args.resume,
+        shard_rows=args.shard_rows, limit=args.limit, resume=args.resume, keep_columns=tuple(args.keep_columns),
     )  # fmt: skip
     if spec.threads is not None and spec.threads < 1:
         raise ConfigError(f"--threads-per-actor must be at least 1, got {spec.threads}", "pass 1 or more")

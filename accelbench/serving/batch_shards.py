@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SHARD_ROWS = 2048
 MANIFEST_NAME = "manifest.json"
 ID_COLUMN = "id"
+KEEP_ALL = "all"  # --keep-columns all: every input column besides the text(s)
+KEEP_PREFIX = "keep:"  # a kept input column inside a shard (never sent to the predictors)
 INPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
@@ -47,10 +50,35 @@ def file_format(path: Path, formats: dict[str, str], what: str) -> str:
     return fmt
 
 
+def _plain(v: Any) -> Any:
+    """A kept value as JSON writes it: NaN (a field a JSON line lacks) becomes None."""
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _kept_columns(keep: Sequence[str], columns: Sequence, texts: Sequence[str], name: str) -> list:
+    """The input columns ``keep`` names (``all``: every one besides the texts), checked against the input's."""
+    if list(keep) == [KEEP_ALL]:
+        return [c for c in columns if c not in texts]
+    missing = [c for c in keep if c not in columns]
+    if missing:
+        raise ConfigError(
+            f"input {name} has no column {missing[0]!r} to keep; its columns: {', '.join(map(str, columns))}",
+            "pass --keep-columns with the input's column names, or --keep-columns all",
+        )
+    return [c for c in dict.fromkeys(keep) if c not in texts]  # the texts are in the output anyway
+
+
 def read_shards(
-    path: Path, text_column: str, pair_column: str | None, shard_rows: int, limit: int | None = None
+    path: Path,
+    text_column: str,
+    pair_column: str | None,
+    shard_rows: int,
+    limit: int | None = None,
+    keep: Sequence[str] = (),
 ) -> list[pd.DataFrame]:
-    """The input as shards of ``shard_rows`` rows: columns ``id`` (the input row number), ``text`` [, ``pair``]."""
+    """The input as shards of ``shard_rows`` rows: columns ``id`` (the input row number), ``text`` [, ``pair``],
+    and ``keep:<name>`` for each input column to copy into the output (``keep``; ``("all",)``: every column
+    besides the text and pair columns)."""
     if not path.is_file():
         raise ConfigError(
             f"input file {str(path)!r} does not exist", "pass an existing CSV, TSV or JSONL file"
@@ -73,6 +101,7 @@ def read_shards(
                         f"input {path.name} has no column {missing[0]!r}; its columns: {', '.join(map(str, chunk.columns))}",
                         "pass --text-column (and --pair-column) naming the input's text column(s)",
                     )
+                kept = _kept_columns(keep, chunk.columns, wanted, path.name)
                 if limit is not None:
                     chunk = chunk.iloc[: max(0, limit - start)]
                 if chunk.empty:
@@ -81,6 +110,10 @@ def read_shards(
                 shard["text"] = chunk[text_column].fillna("").astype(str).to_numpy()
                 if pair_column:
                     shard["pair"] = chunk[pair_column].fillna("").astype(str).to_numpy()
+                for c in kept:  # as read (JSON numbers stay numbers); a missing JSON field becomes null
+                    shard[KEEP_PREFIX + str(c)] = pd.Series(
+                        [_plain(v) for v in chunk[c].tolist()], dtype=object
+                    )
                 shards.append(shard)
                 start += len(chunk)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from accelbench.exceptions import ConfigError, DataError
-from accelbench.serving.batch_infer import BatchJob, run_batch_infer, stats_path, throughput_vs_actors
-from accelbench.serving.batch_shards import ShardStore, read_shards
+from accelbench.serving.batch_infer import (
+    BatchJob,
+    _records,
+    run_batch_infer,
+    stats_path,
+    throughput_vs_actors,
+)
+from accelbench.serving.batch_shards import KEEP_PREFIX, ShardStore, read_shards
 from accelbench.serving.variant import VariantSpec, build_variant
 
 
@@ -79,12 +85,17 @@ def test_throughput_against_actors_on_a_csv_subset(local_ray, tiny_bert, data_ro
     lines = (data_root / "sst2" / "train.tsv").read_text().splitlines()
     src.write_text("text,other\n" + "".join(f'"{x.split(chr(9))[0]}",{i}\n' for i, x in enumerate(lines[1:])))
     job = _job(
-        tiny_bert, data_root, tmp_path / "o.csv", input=src, text_column="text", limit=40, shard_rows=10
-    )
+        tiny_bert, data_root, tmp_path / "o.csv", input=src, text_column="text", limit=40, shard_rows=10,
+        keep_columns=("other",),
+    )  # fmt: skip
     stats = throughput_vs_actors(job, actors=(1, 2), workdir=tmp_path)
     assert [s["actors"] for s in stats] == [1, 2]
     assert all(s["rows_out"] == 40 and s["rows_per_s"] > 0 for s in stats)
-    assert (tmp_path / "actors-2.csv").read_text().splitlines()[0].startswith("id,text,label,label_id,score")
+    lines = (tmp_path / "actors-2.csv").read_text().splitlines()
+    assert lines[0].startswith("id,text,label,label_id,score") and lines[0].endswith(",other")
+    assert [line.rsplit(",", 1)[1] for line in lines[1:]] == [
+        str(i) for i in range(40)
+    ]  # the user's key, kept
 
 
 def test_each_bad_setting_names_its_fix(tiny_bert, data_root, tmp_path):
@@ -119,6 +130,36 @@ def test_shards_are_fixed_row_ranges_from_jsonl(tmp_path):
     assert [len(s) for s in shards] == [10, 10, 5]
     assert shards[2]["id"].tolist() == list(range(20, 25)) and shards[2]["pair"].tolist()[0] == "p20"
     assert [len(s) for s in read_shards(src, "text", None, 10, limit=12)] == [10, 2]
+
+
+def test_kept_columns_reach_the_output_rows_and_never_shadow_a_prediction(tmp_path):
+    src = tmp_path / "in.jsonl"
+    rows = [{"key": f"k{i}", "text": f"t{i}", "label": i % 2, "n": i} for i in range(5)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows[:4]) + json.dumps({"text": "t4"}) + "\n")
+    (shard,) = read_shards(src, "text", None, 10, keep=("all",))
+    assert sorted(c for c in shard.columns if c.startswith(KEEP_PREFIX)) == [
+        "keep:key",
+        "keep:label",
+        "keep:n",
+    ]
+    results = [(i, json.dumps({"label": "pos", "score": 0.9})) for i in range(5)]
+    out = _records(shard, results, "text", None)
+    assert out[1] == {
+        "id": 1,
+        "text": "t1",
+        "label": "pos",
+        "score": 0.9,
+        "key": "k1",
+        "input_label": 1,
+        "n": 1,
+    }
+    assert out[4]["key"] is None and out[4]["input_label"] is None  # a field the JSON line lacks: null
+    assert json.loads(json.dumps(out))  # plain Python values: the shard files are JSON
+    (only,) = read_shards(src, "text", None, 10, keep=("n", "text"))  # the text is in the output anyway
+    assert [c for c in only.columns if c.startswith(KEEP_PREFIX)] == ["keep:n"]
+    with pytest.raises(ConfigError, match="no column 'review' to keep") as e:
+        read_shards(src, "text", None, 10, keep=("review",))
+    assert "--keep-columns" in e.value.fix
 
 
 def test_store_refuses_parts_of_another_job_and_verifies_the_merge(tmp_path):
