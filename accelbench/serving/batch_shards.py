@@ -92,6 +92,9 @@ def read_shards(
         reader = pd.read_csv(path, chunksize=shard_rows, dtype=str, keep_default_na=False, **kw)
     shards: list[pd.DataFrame] = []
     start = 0
+    kept: list | None = (
+        None  # decided on the first chunk: every shard (and a CSV output's header) has the same
+    )
     try:
         with reader:
             for chunk in reader:
@@ -101,7 +104,8 @@ def read_shards(
                         f"input {path.name} has no column {missing[0]!r}; its columns: {', '.join(map(str, chunk.columns))}",
                         "pass --text-column (and --pair-column) naming the input's text column(s)",
                     )
-                kept = _kept_columns(keep, chunk.columns, wanted, path.name)
+                if kept is None:
+                    kept = _kept_columns(keep, chunk.columns, wanted, path.name)
                 if limit is not None:
                     chunk = chunk.iloc[: max(0, limit - start)]
                 if chunk.empty:
@@ -111,9 +115,8 @@ def read_shards(
                 if pair_column:
                     shard["pair"] = chunk[pair_column].fillna("").astype(str).to_numpy()
                 for c in kept:  # as read (JSON numbers stay numbers); a missing JSON field becomes null
-                    shard[KEEP_PREFIX + str(c)] = pd.Series(
-                        [_plain(v) for v in chunk[c].tolist()], dtype=object
-                    )
+                    values = chunk[c].tolist() if c in chunk.columns else [None] * len(chunk)
+                    shard[KEEP_PREFIX + str(c)] = pd.Series([_plain(v) for v in values], dtype=object)
                 shards.append(shard)
                 start += len(chunk)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:

@@ -155,6 +155,13 @@ def test_kept_columns_reach_the_output_rows_and_never_shadow_a_prediction(tmp_pa
     }
     assert out[4]["key"] is None and out[4]["input_label"] is None  # a field the JSON line lacks: null
     assert json.loads(json.dumps(out))  # plain Python values: the shard files are JSON
+    # the kept columns are the first chunk's: a later chunk without one gets nulls, one with another field
+    # does not add a column (a CSV output's header comes from the first shard)
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in [{"text": "a", "k": 1}, {"text": "b", "k": 2},
+                                                              {"text": "c", "extra": 9}]))  # fmt: skip
+    first, second = read_shards(mixed, "text", None, 2, keep=("all",))
+    assert list(first.columns) == list(second.columns) and second["keep:k"].tolist() == [None]
     (only,) = read_shards(src, "text", None, 10, keep=("n", "text"))  # the text is in the output anyway
     assert [c for c in only.columns if c.startswith(KEEP_PREFIX)] == ["keep:n"]
     with pytest.raises(ConfigError, match="no column 'review' to keep") as e:
