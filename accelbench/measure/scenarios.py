@@ -3,8 +3,13 @@ size a search chose, ``offline``), measured in interleaved rounds.
 
 Requests are real texts of the evaluation split; latencies are wall-clock per request (tokenization
 included, as a service pays it). Every point of every variant gets its warm-up first; then, round by round,
-each variant runs each point on the same inputs for about ``min_time_s / repeats`` seconds (a call count set
-from the warm-up), the variants taking turns, so a slow phase of a shared machine hits all of them alike. A point's figures are the median over its rounds with an
+each variant runs each point on the same inputs for about ``min_time_s / repeats`` seconds, the variants taking
+turns, so a slow phase of a shared machine hits all of them alike. The call count of the first round comes from
+the warm-up's mean call (the first call left out: it pays one-off costs); from the second round on, from the
+first round's mean call, so a point measures what ``min_time_s`` says whatever the spread of its inputs' lengths
+(sizing on the fastest warm-up call, the shortest batch, had every point run two to four times longer).
+With ``realtime`` on, the batch-1 dynamic-padding point is the real-time point (the same single requests, the
+same code path): its row is written from the real-time rounds (``measured_as: realtime``), not measured twice. A point's figures are the median over its rounds with an
 order-statistic interval (``stats.median_interval``); a variant's speed-up against the baseline is the median
 of its per-round ratios (paired), which is far steadier than the ratio of two separate measurements.
 Each point also records how much CPU other processes took during its rounds (``trackers.OtherCpu``): a point
@@ -38,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 SCENARIOS = ("realtime", "batch", OFFLINE_SCENARIO)
 OFFLINE_POINT = (OFFLINE_SCENARIO, 0, "dynamic")  # its batch size is each variant's own
+REALTIME_POINT = ("realtime", 1, "dynamic")
+SAME_AS_REALTIME = ("batch", 1, "dynamic")  # one request at a time: what the real-time point measures
 MIN_REQUESTS = 20  # per point, over all rounds
 MIN_BATCHES = 3
 LATENCY_QS = (50, 90, 99)
@@ -67,8 +74,14 @@ def _call(predictor: Predictor, kind: str, texts: list[str], s: BenchmarkSetting
 
 def points(s: BenchmarkSettings) -> list[tuple[str, int, str]]:
     """The (scenario, batch size, padding) points the settings ask for, in measuring order."""
-    out: list[tuple[str, int, str]] = [("realtime", 1, "dynamic")] if s.realtime else []
+    out: list[tuple[str, int, str]] = [REALTIME_POINT] if s.realtime else []
     return out + [("batch", b, p) for p in s.paddings for b in s.batch_sizes]
+
+
+def measured_points(s: BenchmarkSettings) -> list[tuple[str, int, str]]:
+    """The points that get rounds of their own: all but batch 1 with dynamic padding when the real-time
+    point runs, as that one measures the same thing (see ``Point.result``)."""
+    return [p for p in points(s) if not (s.realtime and p == SAME_AS_REALTIME)]
 
 
 class Point:
@@ -111,8 +124,13 @@ class Point:
 
     @property
     def call_s(self) -> float:
-        """A steady call's time from the warm-up (its fastest call: the first ones pay one-off costs)."""
-        return min(self.warm_times) if self.warm_times else math.nan
+        """A mean call's time: over the first round's calls once it ran, else over the warm-up's calls but its
+        first (which pays one-off costs; the only one if there is one). A mean, not the fastest call: the
+        points' inputs differ in length, and a round must last ``min_time_s / repeats`` on the mean input."""
+        if self.rounds and self.rounds[0]["times"]:
+            return float(np.mean(self.rounds[0]["times"]))
+        times = self.warm_times[1:] or self.warm_times
+        return float(np.mean(times)) if times else math.nan
 
     def run_round(self, calls: int, start: int) -> float:
         """Run ``calls`` calls on the work items from ``start`` on (cyclically); returns the wall time spent.
@@ -140,14 +158,18 @@ class Point:
         self.rounds.append({"times": times, "samples": samples, "tokens": tokens})
         return time.perf_counter() - t_start
 
-    def result(self) -> dict:
-        """The point's record fields: medians over rounds with their intervals, pooled latency percentiles."""
+    def result(self, scenario: str | None = None) -> dict:
+        """The point's record fields: medians over rounds with their intervals, pooled latency percentiles.
+
+        ``scenario="batch"`` on the real-time point writes its rounds as the batch-1 (dynamic) row, which
+        measures the same single requests, marked ``measured_as: realtime``."""
+        scenario = scenario or self.scenario
         thr = [r["samples"] / sum(r["times"]) for r in self.rounds]
         med, lo, hi, level = median_interval(thr)
         pooled = np.concatenate([np.asarray(r["times"]) for r in self.rounds]) * 1e3
         total = float(pooled.sum()) / 1e3
         samples, tokens = sum(r["samples"] for r in self.rounds), sum(r["tokens"] for r in self.rounds)
-        out = {"scenario": self.scenario, "batch_size": self.batch_size, "padding": self.padding,
+        out = {"scenario": scenario, "batch_size": self.batch_size, "padding": self.padding,
                "repeats": len(self.rounds), "speed_ci_level": level,
                "throughput": med, "throughput_ci_low": lo, "throughput_ci_high": hi,
                "throughput_rounds": [round(t, 4) for t in thr]}  # fmt: skip
@@ -162,15 +184,17 @@ class Point:
                 max(q_hi, point),
             )
         out["latency_ms_mean"] = float(pooled.mean())
-        if self.scenario == "realtime":
+        if scenario == "realtime":
             out["n_requests"] = len(pooled)
         else:
             out.update(
                 n_batches=len(pooled), n_samples=samples, full_passes=round(len(pooled) / len(self.work), 2)
             )
+        if scenario != self.scenario:
+            out["measured_as"] = self.scenario
         if self.kind == "seq2seq":
             out.update(tokens_per_s=tokens / total, ms_per_token=1e3 * total / max(tokens, 1))
-            if self.scenario != "realtime":
+            if scenario != "realtime":
                 out["ms_per_sequence"] = 1e3 * total / samples
         out.update(peak_rss_mb=round(self.peak_rss_mb, 1), rss_increase_mb=round(self.rss_increase_mb, 1))
         out.update(self.gpu_memory)
@@ -207,7 +231,7 @@ def run_interleaved(
 
     deadlines = deadlines or {}
     labels = list(predictors)
-    plan = points(s)
+    plan = measured_points(s)
     pts = {(lb, p): Point(predictors[lb], kind, texts, s, *p) for lb in labels for p in plan}
     spent = dict.fromkeys(labels, 0.0)
     alive = set(labels)
@@ -247,28 +271,43 @@ def run_interleaved(
         pt.warm_up()
         calls[(label, OFFLINE_POINT)] = calls_per_round(s, OFFLINE_SCENARIO, [pt.call_s])
 
+    def size_calls() -> None:
+        """One call count per fixed point, the same for every variant (sized on the median variant's mean
+        call); the offline point's per variant, as its batch size is the variant's own."""
+        for p in plan:
+            calls[p] = calls_per_round(s, p[0], [pts[(lb, p)].call_s for lb in labels if lb in alive])
+        for key in calls:
+            if key[1] == OFFLINE_POINT and key in pts:
+                calls[key] = calls_per_round(s, OFFLINE_SCENARIO, [pts[key].call_s])
+
     plan_all = plan + ([OFFLINE_POINT] if s.offline else [])
     total = s.repeats * len(plan_all) * len(labels)
+    starts: dict[tuple, int] = {}  # the next work item of each point: every variant of a point runs the same
     with tqdm(total=total, desc="speed", unit="turn", disable=not progress, leave=False) as bar:
         for (label, _), pt in list(pts.items()):
             turn(label, pt.warm_up)
-        for p in plan:  # one call count per point, the same for every variant: sized by the median variant
-            calls[p] = calls_per_round(s, p[0], [pts[(lb, p)].call_s for lb in labels if lb in alive])
+        size_calls()
         if s.offline:
             bar.set_description("offline batch-size search")
             for label in labels:
                 turn(label, lambda label=label: offline(label))
         for r in range(s.repeats):
+            if r == 1:  # the first round's calls size the others: a mean over more calls than the warm-up's
+                size_calls()
             bar.set_description(f"speed round {r + 1}/{s.repeats}")
             for p in plan_all:
                 order = labels if r % 2 == 0 else labels[::-1]  # neither variant always follows the other
                 for label in order:
                     pt = pts.get((label, p))
                     if pt is not None:  # an offline point exists only where a size worked
-                        n = calls[(label, p) if p == OFFLINE_POINT else p]
-                        turn(label, lambda pt=pt, n=n, r=r: pt.run_round(n, r * n))
+                        key = (label, p) if p == OFFLINE_POINT else p
+                        n, start = calls[key], starts.get(key, 0)
+                        turn(label, lambda pt=pt, n=n, start=start: pt.run_round(n, start))
                     bar.update(1)
-    rows = {lb: [pts[(lb, p)].result() for p in plan_all if (lb, p) in pts] for lb in labels if lb in alive}
+                for key in [(lb, p) for lb in labels] if p == OFFLINE_POINT else [p]:
+                    if key in calls:
+                        starts[key] = starts.get(key, 0) + calls[key]
+    rows = {lb: _rows(pts, lb, s, plan_all) for lb in labels if lb in alive}
     for lb, rs in rows.items():
         for row in rs:
             if row["scenario"] == OFFLINE_SCENARIO:
@@ -284,6 +323,17 @@ def run_interleaved(
                             lb, row["scenario"], row["batch_size"], row["padding"],
                             100 * row["busy_other_cpu_share"])  # fmt: skip
     return Interleaved(rows, spent, failed)
+
+
+def _rows(pts: Mapping[tuple, Point], label: str, s: BenchmarkSettings, plan_all: list[tuple]) -> list[dict]:
+    """A variant's rows in the settings' order, the batch-1 dynamic row written from the real-time rounds."""
+    out = []
+    for p in points(s) + ([OFFLINE_POINT] if s.offline else []):
+        if p in plan_all and (label, p) in pts:
+            out.append(pts[(label, p)].result())
+        elif p == SAME_AS_REALTIME and (label, REALTIME_POINT) in pts:
+            out.append(pts[(label, REALTIME_POINT)].result("batch"))
+    return out
 
 
 def _point_key(row: Mapping) -> tuple:
@@ -345,7 +395,9 @@ def batch(predictor: Predictor, kind: str, texts: list[str], batch_size: int, s:
 def _single(predictor, kind, texts, s, scenario, batch_size, padding) -> dict:
     pt = Point(predictor, kind, texts, s, scenario, batch_size, padding)
     pt.warm_up()
-    n = calls_per_round(s, scenario, [pt.call_s])
-    for r in range(s.repeats):
-        pt.run_round(n, r * n)
+    start = 0
+    for _ in range(s.repeats):
+        n = calls_per_round(s, scenario, [pt.call_s])  # the warm-up's mean call, then the first round's
+        pt.run_round(n, start)
+        start += n
     return pt.result()

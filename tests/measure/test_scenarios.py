@@ -197,3 +197,40 @@ def test_every_variant_runs_the_same_inputs_in_each_round():
     assert slow.seen == fast.seen  # same warm-up and the same items round by round, whatever the speed
     row = result.rows["fast"][1]
     assert row["n_batches"] == result.rows["slow"][1]["n_batches"] >= 3
+
+
+class LengthPredictor(SleepyPredictor):
+    """A call takes 1 ms per word of its longest text: inputs of mixed lengths, as real ones are."""
+
+    def classify(self, texts, padding="dynamic", max_length=128):
+        self.calls.append((len(texts), padding))
+        time.sleep(0.001 * max(len(t.split()) for t in texts))
+        return np.zeros(len(texts), dtype=int)
+
+
+def test_rounds_last_min_time_on_the_mean_input_not_the_shortest():
+    # texts of 1 to 20 words: the shortest call is 1 ms, the mean ~10 ms; sized on the fastest warm-up
+    # call, a point ran several times its min_time_s
+    texts = [" ".join(["w"] * (1 + i % 20)) for i in range(200)]
+    s = BenchmarkSettings(min_time_s=0.6, repeats=4, warmup=5, max_requests=5000)
+    rt = realtime(LengthPredictor(), "classification", texts, s, progress=False)
+    measured_s = rt["n_requests"] * rt["latency_ms_mean"] / 1e3
+    assert 0.35 <= measured_s <= 1.0, measured_s
+    b = batch(LengthPredictor(), "classification", texts, 4, s, progress=False)
+    assert 0.35 <= b["n_batches"] * b["latency_ms_mean"] / 1e3 <= 1.0
+
+
+def test_batch_one_is_the_realtime_point_not_measured_twice():
+    s = BenchmarkSettings(batch_sizes=[1, 4], min_time_s=0.1, repeats=3, warmup=1)
+    p = SleepyPredictor(0.005)
+    rows = run_scenarios(p, "classification", [f"text {i}" for i in range(30)], s, progress=False)
+    rt, b1, b4 = rows
+    assert (b1["scenario"], b1["batch_size"], b1["padding"]) == ("batch", 1, "dynamic")
+    assert b1["measured_as"] == "realtime" and "measured_as" not in rt and "measured_as" not in b4
+    assert b1["throughput_rounds"] == rt["throughput_rounds"] and b1["n_batches"] == rt["n_requests"]
+    singles = sum(1 for n, _ in p.calls if n == 1)
+    assert singles == s.warmup + rt["n_requests"]  # no rounds of a separate batch-1 point
+    off = run_scenarios(SleepyPredictor(0.005), "classification", ["a b"] * 30,
+                        BenchmarkSettings(batch_sizes=[1], realtime=False, min_time_s=0.05, warmup=1),
+                        progress=False)  # fmt: skip
+    assert len(off) == 1 and "measured_as" not in off[0]  # without the real-time point, batch 1 is measured
