@@ -2,7 +2,9 @@
 size a search chose, ``offline``), measured in interleaved rounds.
 
 Requests are real texts of the evaluation split; latencies are wall-clock per request (tokenization
-included, as a service pays it). Every point of every variant gets its warm-up first; then, round by round,
+included, as a service pays it). A point's requests or batches are ordered so that every few consecutive
+ones span the length mix (``spread``): a round covers part of a pass, and its inputs weigh lengths as a full
+pass does. Every point of every variant gets its warm-up first; then, round by round,
 each variant runs each point on the same inputs for about ``min_time_s / repeats`` seconds, the variants taking
 turns, so a slow phase of a shared machine hits all of them alike. The call count of the first round comes from
 the warm-up's mean call (the first call left out: it pays one-off costs); from the second round on, from the
@@ -48,6 +50,7 @@ SAME_AS_REALTIME = ("batch", 1, "dynamic")  # one request at a time: what the re
 MIN_REQUESTS = 20  # per point, over all rounds
 MIN_BATCHES = 3
 LATENCY_QS = (50, 90, 99)
+GOLDEN = (5**0.5 - 1) / 2  # the golden ratio's fraction: the most evenly spread sequence of fractions
 TIMEOUT = "timeout"
 
 
@@ -84,6 +87,22 @@ def measured_points(s: BenchmarkSettings) -> list[tuple[str, int, str]]:
     return [p for p in points(s) if not (s.realtime and p == SAME_AS_REALTIME)]
 
 
+def spread(work: list[list], rng: random.Random) -> list[list]:
+    """The work items (requests or batches) in an order where every run of consecutive items spans the length
+    mix: sorted by their longest text, then taken in a golden-ratio sequence from a seeded random phase (the
+    k-th item is the one at the fraction ``phase + k * 0.618...`` of the sorted list). A round covers a few
+    items of a partial pass; shuffled, two rounds could draw mostly short or mostly long inputs, and a
+    per-round ratio then weighed lengths unlike a full pass does. Deterministic for a seed."""
+    by_length = sorted(work, key=lambda w: max(item_length(t) for t in w))
+    phase = rng.random()
+    keys = [(phase + k * GOLDEN) % 1.0 for k in range(len(by_length))]
+    ranks = sorted(range(len(keys)), key=keys.__getitem__)  # ranks[r] = k whose key is the r-th smallest
+    position = [0] * len(keys)
+    for r, k in enumerate(ranks):
+        position[k] = r
+    return [by_length[position[k]] for k in range(len(by_length))]
+
+
 class Point:
     """One scenario point of one predictor: its work list, its warm-up and its timed rounds."""
 
@@ -96,17 +115,13 @@ class Point:
         self.padding = padding if scenario == "batch" else "dynamic"
         rng = random.Random(s.seed)
         if scenario == "realtime":
-            pool = texts[:]
-            rng.shuffle(pool)
-            self.work = [[t] for t in pool]
+            self.work = spread([[t] for t in texts], rng)
         else:  # dynamic: length-sorted batches padded to their longest text; max_length: data order, fixed length
             order = (sorted(range(len(texts)), key=lambda i: item_length(texts[i])) if padding == "dynamic"
                      else list(range(len(texts))))  # fmt: skip
-            self.work = [
-                [texts[i] for i in order[j : j + batch_size]] for j in range(0, len(order), batch_size)
-            ]
-            # a random sample of batches represents the length mix even in a partial pass
-            rng.shuffle(self.work)
+            self.work = spread(
+                [[texts[i] for i in order[j : j + batch_size]] for j in range(0, len(order), batch_size)], rng
+            )
         self.next = 0
         self.rounds: list[dict] = []  # per round: times (s), samples, tokens
         self.warm_times: list[float] = []
@@ -116,11 +131,18 @@ class Point:
         self.others = OtherCpu()  # CPU taken by other processes during the timed rounds
 
     def warm_up(self) -> None:
-        n = self.s.warmup if self.scenario == "realtime" else max(1, min(self.s.warmup, len(self.work)))
-        for w in self.work[: max(n, 1)]:  # at least one call: its time sizes the rounds
+        """Up to ``warmup`` calls (at least one: its time sizes the first round), ending early once two calls
+        are done and the warm-up has lasted a round (``min_time_s / repeats``): the first call pays the
+        one-off costs, and a slow variant's large batches would otherwise spend longer warming up than
+        measuring."""
+        n = max(1, self.s.warmup if self.scenario == "realtime" else min(self.s.warmup, len(self.work)))
+        start, budget = time.perf_counter(), self.s.min_time_s / self.s.repeats
+        for w in self.work[:n]:
             t0 = time.perf_counter()
             _call(self.predictor, self.kind, w, self.s, self.padding)
             self.warm_times.append(time.perf_counter() - t0)
+            if len(self.warm_times) >= 2 and time.perf_counter() - start >= budget:
+                break
 
     @property
     def call_s(self) -> float:

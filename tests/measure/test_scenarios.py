@@ -234,3 +234,31 @@ def test_batch_one_is_the_realtime_point_not_measured_twice():
                         BenchmarkSettings(batch_sizes=[1], realtime=False, min_time_s=0.05, warmup=1),
                         progress=False)  # fmt: skip
     assert len(off) == 1 and "measured_as" not in off[0]  # without the real-time point, batch 1 is measured
+
+
+def test_spread_orders_work_so_every_window_spans_the_lengths():
+    import random
+
+    from accelbench.measure.scenarios import spread
+
+    work = [[" ".join(["w"] * n)] for n in range(1, 101)]  # lengths 1..100
+    out = spread(work, random.Random(0))
+    assert sorted(map(str, out)) == sorted(map(str, work))  # a permutation
+    assert out == spread(work, random.Random(0)) and out != spread(work, random.Random(1))
+    lengths = [len(w[0].split()) for w in out]
+    for start in range(0, 100, 7):  # any 5 consecutive items: a mean near the whole mean (50.5)
+        window = [lengths[(start + i) % 100] for i in range(5)]
+        assert 35 <= sum(window) / 5 <= 66, window
+        assert max(window) - min(window) >= 50  # short and long inputs in every window
+
+
+def test_warm_up_ends_after_two_calls_once_it_has_lasted_a_round():
+    slow = SleepyPredictor(0.03)  # a round is 0.12 / 4 = 0.03 s: two calls are enough
+    realtime(slow, "classification", [f"t {i}" for i in range(40)],
+             BenchmarkSettings(min_time_s=0.12, repeats=4, warmup=5), progress=False)  # fmt: skip
+    fast = SleepyPredictor(0.001)  # five calls take 5 ms, far less than a round: all five run
+    realtime(fast, "classification", [f"t {i}" for i in range(40)],
+             BenchmarkSettings(min_time_s=0.4, repeats=4, warmup=5), progress=False)  # fmt: skip
+    n_rounds = [len(slow.calls), len(fast.calls)]
+    assert n_rounds[0] == 2 + 20  # 2 warm-up calls, then MIN_REQUESTS (20) over the rounds
+    assert n_rounds[1] >= 5 + 20
