@@ -27,6 +27,7 @@ from .config import SweepConfig
 from .confirm import confirm_recommended
 from .devices import CPU
 from .exceptions import AccelbenchError
+from .measure.scenarios import measured_points
 from .measure.settings import BenchmarkSettings
 from .models import is_trained, resolve_model
 from .paths import notebooks_dir
@@ -265,7 +266,7 @@ def estimate(config: SweepConfig, to_train: list[str]) -> dict[str, float]:
     for e in config.experiments:
         family = get_task(e.task).family
         s = BenchmarkSettings.from_dict(e.settings(config.benchmark))
-        n_points = int(s.realtime) + len(s.batch_sizes) * len(s.paddings) + int(s.offline)
+        n_points = len(measured_points(s)) + int(s.offline)
         for _ in e.models:
             n_variants = len(e.methods) + 1  # + the fp32 reference of the paired rounds
             measure += n_variants * (n_points * s.min_time_s + REFERENCE_VARIANT_S.get(family, 40.0))

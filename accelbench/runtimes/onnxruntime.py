@@ -16,11 +16,19 @@ import numpy as np
 from .base import DEFAULT_MAX_LENGTH, Classifier, Generation, Generator, Runtime, register_runtime
 
 PROVIDERS = ("CPUExecutionProvider",)
+# ORT's intra-op worker threads spin after each run by default. On a 2-core machine that spinning took the
+# cores from the Python loop that drives T5 decoding (the teacher-student ort-dynamic-int8 made 517 T5
+# translations/s with it, 689/s without, full passes at batch 32; the classifiers were unchanged), and from
+# whichever variant ran next in the benchmark's rotation (PyTorch fp32 T5 calls ~30% slower right after an
+# ORT call, which inflated the T5 ORT speed-ups by ~30% against full passes of one variant alone).
+ALLOW_SPINNING = False
 _NUMPY_INT = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
-def session_options(intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None):
-    """Session options every accelbench ORT session uses: all graph optimizations, torch's thread count.
+def session_options(intra_op_num_threads: int | None = None, inter_op_num_threads: int | None = None,
+                    allow_spinning: bool = ALLOW_SPINNING):  # fmt: skip
+    """Session options every accelbench ORT session uses: all graph optimizations, torch's thread count,
+    worker threads that sleep rather than spin between runs (``ALLOW_SPINNING``).
 
     ``intra_op_num_threads=None`` takes ``torch.get_num_threads()``, so that ORT and PyTorch variants are
     measured with the same number of threads.
@@ -38,6 +46,7 @@ def session_options(intra_op_num_threads: int | None = None, inter_op_num_thread
     if inter_op_num_threads is not None:
         so.inter_op_num_threads = int(inter_op_num_threads)
     so.log_severity_level = 3  # errors only: no warnings about unused initializers on every load
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     return so
 
 
@@ -61,6 +70,7 @@ def session_settings(session) -> dict[str, Any]:
         "inter_op_num_threads": int(so.inter_op_num_threads),  # 0: ORT's default (unused when sequential)
         "execution_mode": "sequential",
         "graph_optimization_level": "ORT_ENABLE_ALL",
+        "allow_spinning": so.get_session_config_entry("session.intra_op.allow_spinning") == "1",
     }
 
 
