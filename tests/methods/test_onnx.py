@@ -87,7 +87,7 @@ def test_ort_fp32_matches_torch_and_fuses(loaded, reference, fp32):
     s = fp32.details["session"]
     assert s["providers"] == ["CPUExecutionProvider"] and s["intra_op_num_threads"] == torch.get_num_threads()
     assert s["graph_optimization_level"] == "ORT_ENABLE_ALL"
-    assert s["allow_spinning"] is False  # worker threads sleep between runs (runtimes.onnxruntime.ALLOW_SPINNING)
+    assert s["allow_spinning"] is False  # worker threads sleep between runs (onnxruntime.ALLOW_SPINNING)
     json.dumps(fp32.details)  # records store details as JSON
     assert fp32.size_mb == pytest.approx(os.path.getsize(p.graph_paths["optimized"]) / 2**20, rel=0.01)
     assert isinstance(p, Classifier) and not isinstance(p, Generator) and not hasattr(p, "generate")
