@@ -387,8 +387,9 @@ def _add_op_profile(rows: list[dict], predictor, task, texts, s: BenchmarkSettin
     bs = OP_PROFILE_BATCH if OP_PROFILE_BATCH in sizes else max(sizes)
     gen = {"max_new_tokens": s.max_new_tokens, "num_beams": s.num_beams} if task.kind == "seq2seq" else {}
     t0 = time.perf_counter()
+    # one warm-up call, not profile_ops' two: the speed rounds have just warmed the variant up
     profile = profile_ops(predictor, task.kind, texts, batch_size=bs, calls=1 if task.kind == "seq2seq" else 3,
-                          padding=s.paddings[0], max_length=s.max_length, **gen)  # fmt: skip
+                          warmup=1, padding=s.paddings[0], max_length=s.max_length, **gen)  # fmt: skip
     for r in batch:
         if r["batch_size"] == bs:
             r.update(record_fields(profile))
