@@ -1,6 +1,11 @@
 """Telling the recommended variant from the runner-up: interval overlap, and which to prefer in a tie.
 
-Both variants already meet the quality floor. Their speeds can be told apart when the intervals of the
+Both variants already meet the quality floor. Where both throughputs come from the same rotation of
+the benchmark (the same ``rotation`` id: the same inputs, round by round), their speeds are compared paired:
+the per-round ratio of their throughputs, told apart when its order-statistic interval (6 rounds: every
+round) lies on one side of 1. This is far sharper than comparing the two intervals, which also hold how the
+inputs of one round differ from those of another. Otherwise (different rotations, the latency objective,
+whose p90 has no per-round pairing in the records) the speeds can be told apart when the intervals of the
 objective's cost (each the interval of a median over the benchmark's repeated rounds) do not overlap;
 their metrics when the 95% intervals of the metric do not overlap. Disjoint intervals are a conservative
 test (two overlapping intervals may still differ significantly), which is the side to err on before
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..measure.stats import median_interval, paired_ratios
 from .formatting import (
     display_metric_name,
     format_interval,
@@ -77,9 +83,32 @@ def _rounds_text(a: pd.Series, b: pd.Series) -> str:
     return f" over {int(ra)} rounds" if ra == rb else f" over {int(ra)} and {int(rb)} rounds"
 
 
+def paired_ratio(a: pd.Series, b: pd.Series, obj: Objective) -> tuple[float, float, float, int] | None:
+    """``a``'s throughput over ``b``'s per round, as (median, low, high, rounds), where both rows were measured
+    in the same rotation on the same inputs; None otherwise (or for a cost that is not a throughput)."""
+    if obj.column != "throughput" or not obj.higher_is_better:
+        return None
+    ra, rb = a.get("rotation"), b.get("rotation")
+    if not isinstance(ra, str) or ra != rb:
+        return None
+    xa, xb = a.get("throughput_rounds"), b.get("throughput_rounds")
+    if not isinstance(xa, list | tuple) or not isinstance(xb, list | tuple) or len(xa) != len(xb) or len(xa) < 2:
+        return None
+    ratios = paired_ratios(list(xa), list(xb))
+    if len(ratios) < 2:
+        return None
+    med, lo, hi, _ = median_interval(ratios)
+    return med, lo, hi, len(ratios)
+
+
 def _speeds(chosen: pd.Series, other: pd.Series, obj: Objective) -> str:
     unit = f" {obj.unit}" if obj.unit else ""
-    return f"{_cost_text(chosen, obj)} vs {_cost_text(other, obj)}{unit}{_rounds_text(chosen, other)}"
+    text = f"{_cost_text(chosen, obj)} vs {_cost_text(other, obj)}{unit}{_rounds_text(chosen, other)}"
+    paired = paired_ratio(chosen, other, obj)
+    if paired is not None:
+        med, lo, hi, n = paired
+        text += f"; paired on the same inputs, {med:.2f}x [{lo:.2f}–{hi:.2f}] over {n} rounds"
+    return text
 
 
 def _tie_break(fastest: pd.Series, runner_up: pd.Series, metric_name: str) -> tuple[pd.Series, str, str]:
@@ -111,7 +140,11 @@ def compare_leaders(
     more accurate. Neither told apart: the smaller, or at sizes within 5% the more accurate.
     """
     noun = obj.describe(batch)
-    speed = intervals_overlap(cost_interval(fastest), cost_interval(runner_up))
+    paired = paired_ratio(fastest, runner_up, obj)
+    if paired is not None:  # told apart when every ratio in the interval is on one side of 1
+        speed = paired[1] <= 1.0 <= paired[2]
+    else:
+        speed = intervals_overlap(cost_interval(fastest), cost_interval(runner_up))
     quality = intervals_overlap(
         row_interval(fastest, METRIC_CI_COLUMNS), row_interval(runner_up, METRIC_CI_COLUMNS)
     )
@@ -144,4 +177,4 @@ def compare_leaders(
     return Comparison(str(pick["variant"]), str(other["variant"]), True, True, quality, reason, text)
 
 
-__all__ = ["SIZE_TOLERANCE", "Comparison", "compare_leaders"]
+__all__ = ["SIZE_TOLERANCE", "Comparison", "compare_leaders", "paired_ratio"]

@@ -34,7 +34,7 @@ FRONTIER_COLUMNS = ("variant", "model", "method", "metric_name", "metric", "metr
 OPTIONAL_COLUMNS = (
     "repeats", "speed_ci_level", "speedup_vs_fp32", "speedup_vs_fp32_ci_low", "speedup_vs_fp32_ci_high",
     "speedup_paired", "metric_delta", *DELTA_TEST_COLUMNS, "busy", "busy_other_cpu_share", "busy_threshold",
-    "scenario", "teacher",
+    "scenario", "teacher", "rotation", "throughput_rounds",
 )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ import logging
 import math
 import random
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -330,6 +331,10 @@ def run_interleaved(
                     if key in calls:
                         starts[key] = starts.get(key, 0) + calls[key]
     rows = {lb: _rows(pts, lb, s, plan_all) for lb in labels if lb in alive}
+    rotation = uuid.uuid4().hex[:12]  # rows sharing it ran the same inputs round by round: pairable
+    for rs in rows.values():
+        for row in rs:
+            row["rotation"] = rotation
     for lb, rs in rows.items():
         for row in rs:
             if row["scenario"] == OFFLINE_SCENARIO:

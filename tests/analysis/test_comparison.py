@@ -104,3 +104,49 @@ def test_latency_is_worded_in_ms():
     assert (
         "indistinguishable in p90 latency (5.5 [4.5, 6.5] vs 5.0 [4.0, 6.0] ms over 6 rounds)" in verdict.text
     )
+
+
+def _paired(row: pd.Series, rounds: list[float], rotation: str = "r1") -> pd.Series:
+    return pd.concat([row, pd.Series({"rotation": rotation, "throughput_rounds": rounds})])
+
+
+def test_same_rotation_compares_speeds_paired_round_by_round():
+    # rounds of different inputs: raw intervals wide and overlapping, yet the fast one wins every round by ~1.4x
+    base = [100.0, 300.0, 150.0, 250.0, 120.0, 280.0]
+    fast = _paired(_row("t:ort-dynamic-int8", 282, 140, 23.8, 9.9, metric_ci=1.3), [1.4 * b for b in base])
+    slow = _paired(
+        _row("t:ct2-int8", 200, 100, 23.9, 6.9, metric_ci=1.3),
+        [b * (1 + 0.01 * i) for i, b in enumerate(base)],
+    )
+    verdict = compare_leaders(fast, slow, THROUGHPUT, "bleu", "32")
+    assert verdict.chosen == "t:ort-dynamic-int8" and verdict.indistinguishable is False
+    assert "paired on the same inputs, 1.3" in verdict.text and "over 6 rounds" in verdict.text
+    # measured in different rotations (other inputs per round): the intervals are all there is, and overlap
+    other = _paired(
+        _row("t:ct2-int8", 200, 100, 23.9, 6.9, metric_ci=1.3), slow["throughput_rounds"], rotation="r2"
+    )
+    unpaired = compare_leaders(fast, other, THROUGHPUT, "bleu", "32")
+    assert (
+        unpaired.indistinguishable is True
+        and unpaired.chosen == "t:ct2-int8"
+        and "paired" not in unpaired.text
+    )
+    # a ratio whose rounds fall on both sides of 1: not told apart, paired or not
+    mixed = _paired(
+        _row("t:ct2-int8", 280, 100, 23.9, 6.9, metric_ci=1.3),
+        [b * (1.5 if i % 2 else 1.3) for i, b in enumerate(base)],
+    )
+    assert compare_leaders(fast, mixed, THROUGHPUT, "bleu", "32").indistinguishable is True
+
+
+def test_rows_of_one_rotation_carry_its_id():
+    from accelbench.measure.scenarios import run_interleaved
+    from accelbench.measure.settings import BenchmarkSettings
+    from tests.measure.test_scenarios import SleepyPredictor
+
+    s = BenchmarkSettings(batch_sizes=[2], realtime=False, min_time_s=0.02, repeats=2, warmup=1)
+    texts = ["a b", "c d e"] * 4
+    one = run_interleaved({"x": SleepyPredictor(0.001), "y": SleepyPredictor(0.001)}, "classification", texts, s,
+                          progress=False)  # fmt: skip
+    two = run_interleaved({"x": SleepyPredictor(0.001)}, "classification", texts, s, progress=False)
+    assert one.rows["x"][0]["rotation"] == one.rows["y"][0]["rotation"] != two.rows["x"][0]["rotation"]
