@@ -92,7 +92,12 @@ def paired_ratio(a: pd.Series, b: pd.Series, obj: Objective) -> tuple[float, flo
     if not isinstance(ra, str) or ra != rb:
         return None
     xa, xb = a.get("throughput_rounds"), b.get("throughput_rounds")
-    if not isinstance(xa, list | tuple) or not isinstance(xb, list | tuple) or len(xa) != len(xb) or len(xa) < 2:
+    if (
+        not isinstance(xa, list | tuple)
+        or not isinstance(xb, list | tuple)
+        or len(xa) != len(xb)
+        or len(xa) < 2
+    ):
         return None
     ratios = paired_ratios(list(xa), list(xb))
     if len(ratios) < 2:
