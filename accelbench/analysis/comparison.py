@@ -112,7 +112,9 @@ def _speeds(chosen: pd.Series, other: pd.Series, obj: Objective) -> str:
     paired = paired_ratio(chosen, other, obj)
     if paired is not None:
         med, lo, hi, n = paired
-        text += f"; paired on the same inputs, {med:.2f}x [{lo:.2f}–{hi:.2f}] over {n} rounds"
+        # offline points run each variant's own batch size: the same rounds, not the same batches
+        how = "round by round" if obj.name == "offline_throughput" else "on the same inputs"
+        text += f"; paired {how}, {med:.2f}x [{lo:.2f}–{hi:.2f}] over {n} rounds"
     return text
 
 

@@ -150,3 +150,11 @@ def test_rows_of_one_rotation_carry_its_id():
                           progress=False)  # fmt: skip
     two = run_interleaved({"x": SleepyPredictor(0.001)}, "classification", texts, s, progress=False)
     assert one.rows["x"][0]["rotation"] == one.rows["y"][0]["rotation"] != two.rows["x"][0]["rotation"]
+
+
+def test_offline_leaders_are_paired_round_by_round_not_on_the_same_batches():
+    base = [100.0, 300.0, 150.0, 250.0, 120.0, 280.0]
+    fast = _paired(_row("m:pt2e-int8", 280, 140, 0.88, 56), [1.2 * b for b in base])
+    slow = _paired(_row("m:ort-dynamic-int8", 230, 100, 0.87, 22), base)
+    verdict = compare_leaders(fast, slow, get_objective("offline_throughput"), "accuracy", "16 vs 8")
+    assert verdict.indistinguishable is False and "paired round by round, 1.20x" in verdict.text
