@@ -54,7 +54,7 @@ data: ## copy the data sets from ../shared/data into data/ (skips files already 
 test: $(STAMP) data ## run the whole test suite, as CI does (PYTEST_ARGS=... to pass options)
 	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
 
-test-fast: $(STAMP) data ## unit tests only (no notebooks, no training runs): the edit-test loop, under a minute
+test-fast: $(STAMP) data ## unit tests only (no notebooks, no training runs): the edit-test loop, ~2.5 min on 2 cores
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP) data ## run the default sweep (CONFIG=configs/default.yaml)
