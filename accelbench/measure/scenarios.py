@@ -97,11 +97,10 @@ def spread(work: list[list], rng: random.Random) -> list[list]:
     by_length = sorted(work, key=lambda w: max(item_length(t) for t in w))
     phase = rng.random()
     keys = [(phase + k * GOLDEN) % 1.0 for k in range(len(by_length))]
-    ranks = sorted(range(len(keys)), key=keys.__getitem__)  # ranks[r] = k whose key is the r-th smallest
-    position = [0] * len(keys)
-    for r, k in enumerate(ranks):
-        position[k] = r
-    return [by_length[position[k]] for k in range(len(by_length))]
+    out: list[list] = [[] for _ in by_length]
+    for rank, k in enumerate(sorted(range(len(keys)), key=keys.__getitem__)):
+        out[k] = by_length[rank]  # the k-th call takes the item at its key's rank in the length order
+    return out
 
 
 class Point:
@@ -123,7 +122,6 @@ class Point:
             self.work = spread(
                 [[texts[i] for i in order[j : j + batch_size]] for j in range(0, len(order), batch_size)], rng
             )
-        self.next = 0
         self.rounds: list[dict] = []  # per round: times (s), samples, tokens
         self.warm_times: list[float] = []
         self.peak_rss_mb = 0.0
@@ -155,11 +153,18 @@ class Point:
         times = self.warm_times[1:] or self.warm_times
         return float(np.mean(times)) if times else math.nan
 
-    def run_round(self, calls: int, start: int) -> float:
-        """Run ``calls`` calls on the work items from ``start`` on (cyclically); returns the wall time spent.
+    @property
+    def calls_done(self) -> int:
+        """Calls run in the timed rounds so far: where the next round starts in the work list."""
+        return sum(len(r["times"]) for r in self.rounds)
 
-        Every variant of a point runs the same items in the same round, so a per-round ratio compares speed
-        on identical inputs, not two different mixes of short and long texts."""
+    def run_round(self, calls: int) -> float:
+        """Run ``calls`` calls on the work items from ``calls_done`` on (cyclically); returns the wall time.
+
+        Every variant of a point runs the same call counts round by round, so each round runs the same items
+        for all of them, and a per-round ratio compares speed on identical inputs, not two different mixes
+        of short and long texts."""
+        start = self.calls_done
         times, samples, tokens = [], 0, 0
         t_start = time.perf_counter()
         self.predictor.synchronize()  # nothing of an earlier call still queued on the device
@@ -305,7 +310,6 @@ def run_interleaved(
 
     plan_all = plan + ([OFFLINE_POINT] if s.offline else [])
     total = s.repeats * len(plan_all) * len(labels)
-    starts: dict[tuple, int] = {}  # the next work item of each point: every variant of a point runs the same
     with tqdm(total=total, desc="speed", unit="turn", disable=not progress, leave=False) as bar:
         for (label, _), pt in list(pts.items()):
             turn(label, pt.warm_up)
@@ -323,14 +327,10 @@ def run_interleaved(
                 for label in order:
                     pt = pts.get((label, p))
                     if pt is not None:  # an offline point exists only where a size worked
-                        key = (label, p) if p == OFFLINE_POINT else p
-                        n, start = calls[key], starts.get(key, 0)
-                        turn(label, lambda pt=pt, n=n, start=start: pt.run_round(n, start))
+                        n = calls[(label, p) if p == OFFLINE_POINT else p]
+                        turn(label, lambda pt=pt, n=n: pt.run_round(n))
                     bar.update(1)
-                for key in [(lb, p) for lb in labels] if p == OFFLINE_POINT else [p]:
-                    if key in calls:
-                        starts[key] = starts.get(key, 0) + calls[key]
-    rows = {lb: _rows(pts, lb, s, plan_all) for lb in labels if lb in alive}
+    rows = {lb: _rows(pts, lb, s) for lb in labels if lb in alive}
     rotation = uuid.uuid4().hex[:12]  # rows sharing it ran the same inputs round by round: pairable
     for rs in rows.values():
         for row in rs:
@@ -352,11 +352,11 @@ def run_interleaved(
     return Interleaved(rows, spent, failed)
 
 
-def _rows(pts: Mapping[tuple, Point], label: str, s: BenchmarkSettings, plan_all: list[tuple]) -> list[dict]:
+def _rows(pts: Mapping[tuple, Point], label: str, s: BenchmarkSettings) -> list[dict]:
     """A variant's rows in the settings' order, the batch-1 dynamic row written from the real-time rounds."""
     out = []
     for p in points(s) + ([OFFLINE_POINT] if s.offline else []):
-        if p in plan_all and (label, p) in pts:
+        if (label, p) in pts:  # measured: every point but the one the real-time rounds stand for
             out.append(pts[(label, p)].result())
         elif p == SAME_AS_REALTIME and (label, REALTIME_POINT) in pts:
             out.append(pts[(label, REALTIME_POINT)].result("batch"))
@@ -422,9 +422,6 @@ def batch(predictor: Predictor, kind: str, texts: list[str], batch_size: int, s:
 def _single(predictor, kind, texts, s, scenario, batch_size, padding) -> dict:
     pt = Point(predictor, kind, texts, s, scenario, batch_size, padding)
     pt.warm_up()
-    start = 0
     for _ in range(s.repeats):
-        n = calls_per_round(s, scenario, [pt.call_s])  # the warm-up's mean call, then the first round's
-        pt.run_round(n, start)
-        start += n
+        pt.run_round(calls_per_round(s, scenario, [pt.call_s]))  # the warm-up's mean call, then round 1's
     return pt.result()

@@ -17,10 +17,10 @@ from .base import DEFAULT_MAX_LENGTH, Classifier, Generation, Generator, Runtime
 
 PROVIDERS = ("CPUExecutionProvider",)
 # ORT's intra-op worker threads spin after each run by default. On a 2-core machine that spinning took the
-# cores from the Python loop that drives T5 decoding (the teacher-student ort-dynamic-int8 made 517 T5
+# cores from the Python loop that drives T5 decoding (the T5 student's ort-dynamic-int8 made 517
 # translations/s with it, 689/s without, full passes at batch 32; the classifiers were unchanged), and from
-# whichever variant ran next in the benchmark's rotation (PyTorch fp32 T5 calls ~30% slower right after an
-# ORT call, which inflated the T5 ORT speed-ups by ~30% against full passes of one variant alone).
+# whichever variant ran next in the benchmark's rotation (a PyTorch fp32 T5 call 20-35% slower right after an
+# ORT call), which inflated the T5 ORT speed-ups against full passes of one variant alone (README, Results).
 ALLOW_SPINNING = False
 _NUMPY_INT = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 

@@ -92,9 +92,8 @@ def read_shards(
         reader = pd.read_csv(path, chunksize=shard_rows, dtype=str, keep_default_na=False, **kw)
     shards: list[pd.DataFrame] = []
     start = 0
-    kept: list | None = (
-        None  # decided on the first chunk: every shard (and a CSV output's header) has the same
-    )
+    # the kept columns are decided on the first chunk: every shard (and a CSV output's header) has the same
+    kept: list | None = None
     try:
         with reader:
             for chunk in reader:
