@@ -65,6 +65,7 @@ class PruneClassifierRecipe:
     warmup_ratio: float = 0.06
     max_length: int = 64
     time_budget_s: float | None = None  # an explicit wall-clock cap (budget "time"); None = steps only
+    bf16: bool | None = None  # None = bf16 autocast where the CPU has native bf16 (the record says which)
     seed: int = 0
 
     def __post_init__(self) -> None:

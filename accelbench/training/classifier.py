@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..architectures import register as register_architectures
+from ..environment import supports_bf16
 from ..exceptions import ConfigError
 from ..recipes import ClassifierRecipe, planned_steps
 from ..tasks import get_task, load_task, task_inputs
@@ -62,9 +63,10 @@ def train_classifier(
                 batch["token_type_ids"] = pad([types[i] for i in b], 0)
             yield batch
 
+    bf16 = supports_bf16() if recipe.bf16 is None else recipe.bf16
     log = train_loop(model, batches, total, recipe.lr, int(total * recipe.warmup_ratio), recipe.time_budget_s,
-                     recipe.weight_decay, bf16=False, progress=progress, desc=f"fine-tune {task.name}",
+                     recipe.weight_decay, bf16=bf16, progress=progress, desc=f"fine-tune {task.name}",
                      seed=recipe.seed)  # fmt: skip
-    log["train_examples"] = len(ids)
+    log.update(train_examples=len(ids), bf16=bf16)
     save_checkpoint(model, tok, out_dir, recipe, log)
     return log

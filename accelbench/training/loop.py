@@ -64,12 +64,41 @@ def weights_digest(state_dict: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def length_batches(n: int, batch_size: int, lengths: list[int], rng: random.Random) -> list[list[int]]:
-    """Length-bucketed batches in random order: little padding, still shuffled."""
-    order = sorted(range(n), key=lambda i: lengths[i] + rng.random() * 2)
+def length_batches(
+    n: int, batch_size: int, lengths: list[int] | list[tuple[int, ...]], rng: random.Random
+) -> list[list[int]]:
+    """Length-bucketed batches in random order: little padding, still shuffled.
+
+    ``lengths`` holds one length per example, or a tuple per example (a seq2seq pair: target, then source):
+    examples are then ordered by the first length (jittered by 0 or 1), then the next, so both sides of a
+    batch are nearly the same length (bucketing on the source alone pads Multi30k's targets by a third).
+    """
+    if lengths and isinstance(lengths[0], tuple):
+        keys = {i: (lengths[i][0] + rng.randrange(2), *lengths[i][1:], rng.random()) for i in range(n)}
+        order = sorted(range(n), key=keys.__getitem__)
+    else:
+        order = sorted(range(n), key=lambda i: lengths[i] + rng.random() * 2)
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def pair_lengths(src: list[list[int]], tgt: list[list[int]]) -> list[tuple[int, int]]:
+    """A seq2seq example's lengths for ``length_batches``: target first (the decoder and the vocabulary
+    projection run on every target position), then source."""
+    return [(len(t), len(s)) for s, t in zip(src, tgt, strict=True)]
+
+
+def adamw(params: list, lr: float, weight_decay: float):
+    """AdamW, fused into one kernel where this torch build has it (the same update; on a 2-core CPU the
+    per-tensor loop over MiniLM's 22.7 M parameters took a quarter of each step, the fused kernel a twentieth)."""
+    import torch
+
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError) as e:  # an older torch, or a device without the kernel
+        logger.info("fused AdamW unavailable (%s); using the default implementation", e)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def train_loop(
@@ -107,7 +136,7 @@ def train_loop(
         opt = Adafactor(params, lr=lr, scale_parameter=True, relative_step=False, warmup_init=False,
                         weight_decay=weight_decay)  # fmt: skip
     else:
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        opt = adamw(params, lr, weight_decay)
     model.train()
     losses: list[tuple[int, float]] = []
     parts_curve: list[tuple[int, dict[str, float]]] = []

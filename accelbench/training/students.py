@@ -32,7 +32,7 @@ from ..recipes import (
     student_config,
 )
 from ..tasks import get_task, load_task, task_inputs
-from .loop import length_batches, pad, save_checkpoint, train_loop
+from .loop import length_batches, pad, pair_lengths, save_checkpoint, train_loop
 from .losses import attention_loss, hidden_loss, kd_loss
 from .teacher import cache_file, pseudo_labels, teacher_logits
 
@@ -219,9 +219,12 @@ def train_classifier_student(
     key = {"task": task.name, "seed": r.seed, "n": len(ids), "max_length": r.max_length}
     if types is not None:
         key["pairs"] = True  # never the first-sentence-only logits cached before pairs were read
+    bf16 = supports_bf16() if r.bf16 is None else r.bf16
+    if bf16:
+        key["bf16"] = True  # logits computed under bf16 autocast differ in their last bits
     cached = teacher_logits(_PairTeacher(teacher.model, ids, types) if types is not None else teacher.model, ids,
                             pad_id, cache_file("teacher-logits", teacher.spec, key, ".pt"),
-                            progress=progress) if r.losses.get("kd") else None  # fmt: skip
+                            progress=progress, bf16=bf16) if r.losses.get("kd") else None  # fmt: skip
     lmap = layer_map(r, teacher.model.config)
     projection = None
     if r.losses.get("hidden") and student.config.hidden_size != teacher.model.config.hidden_size:
@@ -257,12 +260,12 @@ def train_classifier_student(
     desc = (f"recover pruned {teacher.spec.name}" if isinstance(r, PruneClassifierRecipe)
             else f"distill {teacher.spec.name} -> {student.config.num_hidden_layers} layers")  # fmt: skip
     log = train_loop(student, batches, total, r.lr, int(total * r.warmup_ratio), r.time_budget_s, r.weight_decay,
-                     progress=progress, desc=desc,
+                     bf16=bf16, progress=progress, desc=desc,
                      loss_fn=loss_fn, extra_params=list(projection.parameters()) if projection else None,
                      seed=r.seed)  # fmt: skip
     if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
         student.set_attn_implementation("sdpa")
-    log.update(_student_log(teacher, student, r, len(ids), task.name), **extra)
+    log.update(_student_log(teacher, student, r, len(ids), task.name), bf16=bf16, **extra)
     save_checkpoint(student, tok, out_dir, r, log)
     return log
 
@@ -294,7 +297,7 @@ class _T5Batches:
         self.src, self.tgt, self.pad_id, self.batch_size = src, tgt, pad_id, batch_size
 
     def order(self, rng: random.Random) -> list[list[int]]:
-        return length_batches(len(self.src), self.batch_size, [len(x) for x in self.src], rng)
+        return length_batches(len(self.src), self.batch_size, pair_lengths(self.src, self.tgt), rng)
 
     def __call__(self, b: list[int]) -> dict[str, Any]:
         x = pad([self.src[i] for i in b], self.pad_id)

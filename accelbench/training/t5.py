@@ -13,7 +13,7 @@ from ..environment import supports_bf16
 from ..exceptions import ConfigError
 from ..recipes import T5Recipe, planned_steps, t5_config
 from ..tasks import get_task, load_task
-from .loop import length_batches, pad, save_checkpoint, train_loop
+from .loop import length_batches, pad, pair_lengths, save_checkpoint, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def train_t5(recipe: T5Recipe, out_dir: Path, progress: bool = True) -> dict[str
     total = planned_steps(recipe, len(src))
 
     def batches():
-        for b in length_batches(len(src), recipe.batch_size, [len(x) for x in src], rng):
+        for b in length_batches(len(src), recipe.batch_size, pair_lengths(src, tgt), rng):
             x = pad([src[i] for i in b], 0)
             yield {
                 "input_ids": x,

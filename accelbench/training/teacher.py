@@ -19,8 +19,9 @@ def cache_file(kind: str, teacher_spec, payload: dict[str, Any], suffix: str) ->
 
 
 def teacher_logits(teacher, ids: list[list[int]], pad_id: int, cache: Path, batch_size: int = 64,
-                   progress: bool = True):  # fmt: skip
-    """The teacher's logits for every training example, computed once and kept in ``cache``."""
+                   progress: bool = True, bf16: bool = False):  # fmt: skip
+    """The teacher's logits for every training example (under bf16 autocast with ``bf16``, as the student
+    trains), computed once and kept in ``cache``."""
     import torch
     from tqdm.auto import tqdm
 
@@ -31,7 +32,7 @@ def teacher_logits(teacher, ids: list[list[int]], pad_id: int, cache: Path, batc
             return out
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = torch.empty(len(ids), teacher.config.num_labels)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for k in tqdm(
             range(0, len(order), batch_size), desc="teacher logits", disable=not progress, unit="batch"
         ):

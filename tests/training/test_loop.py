@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from accelbench.training.loop import reproducible, train_loop, weights_digest
+from accelbench.training.loop import (
+    adamw,
+    length_batches,
+    pair_lengths,
+    reproducible,
+    train_loop,
+    weights_digest,
+)
 
 
 class Tiny(torch.nn.Module):
@@ -117,3 +124,42 @@ def test_the_schedule_ends_at_the_planned_steps(time_budget_s, monkeypatch):
     assert len(lrs) == 30
     assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
     assert lrs[5] == pytest.approx(1 - 5 / 30) and lrs[-1] == pytest.approx(1 - 29 / 30)
+
+
+def test_pair_lengths_bucket_both_sides_of_a_seq2seq_batch():
+    """Bucketing on the source alone leaves targets padded; pairs keep both sides close, still shuffled."""
+    rng = random.Random(0)
+    src = [[1] * rng.randint(3, 30) for _ in range(2000)]
+    tgt = [[1] * max(2, len(s) + rng.randint(-8, 8)) for s in src]
+
+    def fill(batches, seqs):  # real tokens over padded positions
+        return sum(len(seqs[i]) for b in batches for i in b) / sum(
+            len(b) * max(len(seqs[i]) for i in b) for b in batches
+        )
+
+    by_source = length_batches(len(src), 32, [len(s) for s in src], random.Random(1))
+    by_pair = length_batches(len(src), 32, pair_lengths(src, tgt), random.Random(1))
+    assert sorted(i for b in by_pair for i in b) == list(range(len(src)))  # every example once
+    assert fill(by_pair, tgt) > 0.9 > fill(by_source, tgt)
+    assert fill(by_pair, src) > 0.7  # the source side keeps most of its bucketing
+    assert fill(by_pair, src) + fill(by_pair, tgt) > fill(by_source, src) + fill(by_source, tgt)
+    again = length_batches(len(src), 32, pair_lengths(src, tgt), random.Random(2))
+    assert again != by_pair  # another pass, another order and other batch members
+    assert length_batches(len(src), 32, pair_lengths(src, tgt), random.Random(1)) == by_pair
+
+
+def test_adamw_is_the_fused_kernel_and_updates_as_the_default_does():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+    b.load_state_dict(a.state_dict())
+    fused = adamw(list(a.parameters()), 1e-2, 0.01)
+    plain = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.01)
+    assert fused.defaults.get("fused")
+    x = torch.randn(16, 8)
+    for _ in range(5):
+        for m, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            m(x).square().mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

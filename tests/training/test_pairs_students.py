@@ -60,7 +60,8 @@ def test_pair_student_distils_teacher_logits_of_both_sentences(tmp_path, sharp_b
     register_model(ModelSpec(name="pair-teacher", base=str(sharp_bert), task="kd-pairs"), overwrite=True)
     register_model(ModelSpec(name="pair-student", family="bert", task="kd-pairs", recipe={
         "kind": "distill-classifier", "teacher": "pair-teacher", "layers": [0], "batch_size": 8,
-        "epochs": None, "max_steps": 2, "losses": {"kd": 1.0, "ce": 0.5}}), overwrite=True)  # fmt: skip
+        "epochs": None, "max_steps": 2, "losses": {"kd": 1.0, "ce": 0.5},
+        "bf16": False}), overwrite=True)  # fp32 logits, compared exactly below  # fmt: skip
     student = load_model("pair-student", progress=False)
     assert student.model.config.num_hidden_layers == 1
     types = [b["token_type_ids"] for b in seen["batches"]]
