@@ -32,7 +32,7 @@ from ..recipes import (
     student_config,
 )
 from ..tasks import get_task, load_task, task_inputs
-from .loop import length_batches, pad, pair_lengths, save_checkpoint, train_loop
+from .loop import T5_TRAINING_ATTENTION, length_batches, pad, pair_lengths, save_checkpoint, train_loop
 from .losses import attention_loss, hidden_loss, kd_loss
 from .teacher import cache_file, pseudo_labels, teacher_logits
 
@@ -366,7 +366,8 @@ def train_t5_student(
     desc = (f"recover pruned {teacher.spec.name}" if isinstance(r, PruneT5Recipe)
             else f"distill {teacher.spec.name} -> T5 student")  # fmt: skip
     log = train_loop(student, batches, total, r.lr, r.warmup_steps, r.time_budget_s, 0.0, bf16=bf16,
-                     progress=progress, desc=desc, optimizer="adafactor", loss_fn=loss_fn, seed=r.seed)  # fmt: skip
+                     progress=progress, desc=desc, optimizer="adafactor", loss_fn=loss_fn, seed=r.seed,
+                     attention=T5_TRAINING_ATTENTION)  # fmt: skip
     log.update(_student_log(teacher, student, r, len(src), task.name), **extra)
     log.update(targets=r.targets, bf16=bf16, epochs_done=round(log["steps"] * r.batch_size / len(src), 2))
     save_checkpoint(student, tok, out_dir, r, log)

@@ -13,7 +13,7 @@ from ..environment import supports_bf16
 from ..exceptions import ConfigError
 from ..recipes import T5Recipe, planned_steps, t5_config
 from ..tasks import get_task, load_task
-from .loop import length_batches, pad, pair_lengths, save_checkpoint, train_loop
+from .loop import T5_TRAINING_ATTENTION, length_batches, pad, pair_lengths, save_checkpoint, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def train_t5(recipe: T5Recipe, out_dir: Path, progress: bool = True) -> dict[str
     bf16 = supports_bf16() if recipe.bf16 is None else recipe.bf16
     log = train_loop(model, batches, total, recipe.lr, recipe.warmup_steps, recipe.time_budget_s,
                      recipe.weight_decay, bf16=bf16, progress=progress, desc=f"train T5 on {task.name}",
-                     optimizer=recipe.optimizer, seed=recipe.seed)  # fmt: skip
+                     optimizer=recipe.optimizer, seed=recipe.seed, attention=T5_TRAINING_ATTENTION)  # fmt: skip
     log.update(
         train_examples=len(src), epochs=round(log["steps"] * recipe.batch_size / len(src), 2), bf16=bf16
     )

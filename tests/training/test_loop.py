@@ -163,3 +163,24 @@ def test_adamw_is_the_fused_kernel_and_updates_as_the_default_does():
             opt.step()
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_trains_with_the_attention_asked_and_is_served_with_its_own_after():
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    cfg = T5Config(
+        vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4, decoder_start_token_id=0
+    )
+    model = T5ForConditionalGeneration(cfg)
+    served = model.config._attn_implementation
+    seen = []
+
+    def loss_fn(m, batch):
+        seen.append(m.config._attn_implementation)
+        return m(**batch).loss
+
+    x = torch.randint(2, 32, (4, 6))
+    log = train_loop(model, lambda: iter([{"input_ids": x, "labels": x}]), 2, lr=1e-3, warmup_steps=1,
+                     progress=False, loss_fn=loss_fn, optimizer="adafactor", attention="eager")  # fmt: skip
+    assert seen == ["eager", "eager"] and served != "eager"
+    assert model.config._attn_implementation == served and log["attention"] == "eager"
