@@ -215,15 +215,16 @@ def models_to_train(config: SweepConfig) -> list[str]:
     return out
 
 
-# Seconds per optimizer step of the built-in recipes' kinds on the 2-core reference machine (AMD EPYC, AVX2,
-# 2 threads; the first `make demo`, README), for the estimate printed before a run: other machines differ.
+# Seconds per optimizer step of the built-in recipes' kinds on the 2-core AVX-512 reference machine (loading,
+# tokenizing and teacher outputs included; the first `make demo` of 2026-12-07, README), for the estimate
+# printed before a run: other machines differ.
 REFERENCE_STEP_S = {
-    "classifier": 0.36,
-    "distill-classifier": 0.19,
-    "prune-classifier": 0.25,
-    "prune-t5": 0.75,  # prune: estimates
-    "t5-scratch": 0.40,
-    "distill-t5": 0.65,
+    "classifier": 0.19,
+    "distill-classifier": 0.16,
+    "prune-classifier": 0.21,  # prune: scaled from distill-classifier
+    "prune-t5": 0.38,  # scaled from distill-t5
+    "t5-scratch": 0.31,
+    "distill-t5": 0.33,
 }
 # Rough seconds per variant beyond its measured points (build, quality over the evaluation split, warm-up,
 # the offline search), on the AVX-512 reference machine:
