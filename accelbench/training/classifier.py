@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..architectures import register as register_architectures
-from ..environment import supports_bf16
 from ..exceptions import ConfigError
 from ..recipes import ClassifierRecipe, planned_steps
 from ..tasks import get_task, load_task, task_inputs
-from .loop import length_batches, pad, save_checkpoint, train_loop
+from .loop import length_batches, pad, save_checkpoint, train_loop, use_bf16
 
 
 def train_classifier(
@@ -63,7 +62,7 @@ def train_classifier(
                 batch["token_type_ids"] = pad([types[i] for i in b], 0)
             yield batch
 
-    bf16 = supports_bf16() if recipe.bf16 is None else recipe.bf16
+    bf16 = use_bf16(recipe)
     log = train_loop(model, batches, total, recipe.lr, int(total * recipe.warmup_ratio), recipe.time_budget_s,
                      recipe.weight_decay, bf16=bf16, progress=progress, desc=f"fine-tune {task.name}",
                      seed=recipe.seed)  # fmt: skip

@@ -78,7 +78,7 @@ def length_batches(
     batch are nearly the same length (bucketing on the source alone pads Multi30k's targets by a third).
     """
     if lengths and isinstance(lengths[0], tuple):
-        keys = {i: (lengths[i][0] + rng.randrange(2), *lengths[i][1:], rng.random()) for i in range(n)}
+        keys = [(lengths[i][0] + rng.randrange(2), *lengths[i][1:], rng.random()) for i in range(n)]
         order = sorted(range(n), key=keys.__getitem__)
     else:
         order = sorted(range(n), key=lambda i: lengths[i] + rng.random() * 2)
@@ -91,6 +91,20 @@ def pair_lengths(src: list[list[int]], tgt: list[list[int]]) -> list[tuple[int, 
     """A seq2seq example's lengths for ``length_batches``: target first (the decoder and the vocabulary
     projection run on every target position), then source."""
     return [(len(t), len(s)) for s, t in zip(src, tgt, strict=True)]
+
+
+def use_bf16(recipe: Any) -> bool:
+    """A recipe's ``bf16``: autocast where asked, and with ``null`` where the CPU has native bf16."""
+    from ..environment import supports_bf16
+
+    return supports_bf16() if recipe.bf16 is None else bool(recipe.bf16)
+
+
+def _attention_of(model) -> str | None:
+    """The attention implementation a transformers model runs with, if it can be switched; else None."""
+    if not hasattr(model, "set_attn_implementation"):
+        return None
+    return getattr(getattr(model, "config", None), "_attn_implementation", None)
 
 
 def adamw(params: list, lr: float, weight_decay: float):
@@ -145,10 +159,8 @@ def train_loop(
     else:
         opt = adamw(params, lr, weight_decay)
     model.train()
-    served_attention = (
-        getattr(getattr(model, "config", None), "_attn_implementation", None) if attention else None
-    )
-    if served_attention and hasattr(model, "set_attn_implementation"):
+    served_attention = _attention_of(model) if attention else None  # None: nothing to switch
+    if served_attention:
         model.set_attn_implementation(attention)
     losses: list[tuple[int, float]] = []
     parts_curve: list[tuple[int, dict[str, float]]] = []
@@ -193,7 +205,7 @@ def train_loop(
                 break
     bar.close()
     model.eval()
-    if served_attention and hasattr(model, "set_attn_implementation"):
+    if served_attention:
         model.set_attn_implementation(served_attention)
     wall = time.perf_counter() - start
     stopped = "budget" if step < total_steps else "steps"

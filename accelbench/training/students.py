@@ -16,7 +16,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-from ..environment import supports_bf16
 from ..exceptions import ConfigError
 from ..models import load_checkpoint
 from ..recipes import (
@@ -32,7 +31,15 @@ from ..recipes import (
     student_config,
 )
 from ..tasks import get_task, load_task, task_inputs
-from .loop import T5_TRAINING_ATTENTION, length_batches, pad, pair_lengths, save_checkpoint, train_loop
+from .loop import (
+    T5_TRAINING_ATTENTION,
+    length_batches,
+    pad,
+    pair_lengths,
+    save_checkpoint,
+    train_loop,
+    use_bf16,
+)
 from .losses import attention_loss, hidden_loss, kd_loss
 from .teacher import cache_file, pseudo_labels, teacher_logits
 
@@ -214,12 +221,10 @@ def train_classifier_student(
     pad_id = tok.pad_token_id or 0
     batch_of = _Batches(ids, types, labels, pad_id, r.batch_size)
     student, extra = BUILDERS[r.kind](teacher, r, batch_of)
-    if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
-        student.set_attn_implementation("eager")
     key = {"task": task.name, "seed": r.seed, "n": len(ids), "max_length": r.max_length}
     if types is not None:
         key["pairs"] = True  # never the first-sentence-only logits cached before pairs were read
-    bf16 = supports_bf16() if r.bf16 is None else r.bf16
+    bf16 = use_bf16(r)
     if bf16:
         key["bf16"] = True  # logits computed under bf16 autocast differ in their last bits
     cached = teacher_logits(_PairTeacher(teacher.model, ids, types) if types is not None else teacher.model, ids,
@@ -262,9 +267,7 @@ def train_classifier_student(
     log = train_loop(student, batches, total, r.lr, int(total * r.warmup_ratio), r.time_budget_s, r.weight_decay,
                      bf16=bf16, progress=progress, desc=desc,
                      loss_fn=loss_fn, extra_params=list(projection.parameters()) if projection else None,
-                     seed=r.seed)  # fmt: skip
-    if r.losses.get("attention") and hasattr(student, "set_attn_implementation"):
-        student.set_attn_implementation("sdpa")
+                     seed=r.seed, attention="eager" if r.losses.get("attention") else None)  # fmt: skip
     log.update(_student_log(teacher, student, r, len(ids), task.name), bf16=bf16, **extra)
     save_checkpoint(student, tok, out_dir, r, log)
     return log
@@ -342,7 +345,7 @@ def train_t5_student(
     tgt = tok(targets, truncation=True, max_length=r.max_length)["input_ids"]
     batch_of = _T5Batches(src, tgt, tok.pad_token_id or 0, r.batch_size)
     student, extra = T5_BUILDERS[r.kind](teacher, r, batch_of)
-    bf16 = supports_bf16() if r.bf16 is None else r.bf16
+    bf16 = use_bf16(r)
 
     def batches():
         for b in batch_of.order(rng):

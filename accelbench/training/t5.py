@@ -9,11 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..environment import supports_bf16
 from ..exceptions import ConfigError
 from ..recipes import T5Recipe, planned_steps, t5_config
 from ..tasks import get_task, load_task
-from .loop import T5_TRAINING_ATTENTION, length_batches, pad, pair_lengths, save_checkpoint, train_loop
+from .loop import (
+    T5_TRAINING_ATTENTION,
+    length_batches,
+    pad,
+    pair_lengths,
+    save_checkpoint,
+    train_loop,
+    use_bf16,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +106,7 @@ def train_t5(recipe: T5Recipe, out_dir: Path, progress: bool = True) -> dict[str
                 "labels": pad([tgt[i] for i in b], -100),
             }
 
-    bf16 = supports_bf16() if recipe.bf16 is None else recipe.bf16
+    bf16 = use_bf16(recipe)
     log = train_loop(model, batches, total, recipe.lr, recipe.warmup_steps, recipe.time_budget_s,
                      recipe.weight_decay, bf16=bf16, progress=progress, desc=f"train T5 on {task.name}",
                      optimizer=recipe.optimizer, seed=recipe.seed, attention=T5_TRAINING_ATTENTION)  # fmt: skip
