@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 N_BOOTSTRAP = 1000
 CONFIDENCE = 0.95
 EVAL_BATCH_SIZE = 64
-BOOTSTRAP_CHUNK = 4_000_000  # resample weights held at once by the paired bootstrap
+BOOTSTRAP_CHUNK = 4_000_000  # resample indices or weights held at once by a vectorized bootstrap
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 ROUGE_STEMMER = True  # Porter stemming, as summarization papers report ROUGE
 # The metrics a task may name as its primary one (``metric:`` in YAML), and the default of each kind.
@@ -70,17 +70,47 @@ def predict(
 
 
 def bootstrap_ci(
-    fn, *arrays: np.ndarray, n: int = N_BOOTSTRAP, confidence: float = CONFIDENCE, seed: int = 0
+    fn,
+    *arrays: np.ndarray,
+    n: int = N_BOOTSTRAP,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+    rows: Callable[..., np.ndarray] | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``fn(*arrays)`` resampling examples with replacement."""
+    """Percentile bootstrap interval of ``fn(*arrays)`` resampling examples with replacement.
+
+    ``rows``, when given, computes the statistic of many resamples at once: it gets each array indexed by a
+    (resamples, size) matrix and returns one value per row. The draws are the same either way (one seeded
+    stream, row after row), so both give the same interval; ``rows`` is for statistics such as macro-F1,
+    where a call per resample (scikit-learn's) cost 2 s per variant on 872 examples."""
     rng = np.random.default_rng(seed)
     size = len(arrays[0])
-    stats = np.empty(n)
-    for b in range(n):
-        idx = rng.integers(0, size, size)
-        stats[b] = fn(*(a[idx] for a in arrays))
+    if rows is not None:
+        step = max(1, BOOTSTRAP_CHUNK // max(size, 1))  # index matrices of (step, size): bounded memory
+        parts = []
+        for start in range(0, n, step):
+            idx = rng.integers(0, size, (min(step, n - start), size))
+            parts.append(np.asarray(rows(*(a[idx] for a in arrays)), dtype=float))
+        stats = np.concatenate(parts) if parts else np.empty(0)
+    else:
+        stats = np.empty(n)
+        for b in range(n):
+            idx = rng.integers(0, size, size)
+            stats[b] = fn(*(a[idx] for a in arrays))
     alpha = (1 - confidence) / 2
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+
+
+def macro_f1_rows(y: np.ndarray, p: np.ndarray, labels) -> np.ndarray:
+    """Macro-F1 over ``labels`` of each row of (resamples, size) label matrices: per label 2 TP / (predicted
+    + true), 0 where a label is neither predicted nor true (scikit-learn's ``zero_division=0``)."""
+    total = np.zeros(y.shape[0])
+    for c in labels:
+        yc, pc = y == c, p == c
+        tp = (yc & pc).sum(axis=1)
+        denom = yc.sum(axis=1) + pc.sum(axis=1)
+        total += np.divide(2.0 * tp, denom, out=np.zeros(len(denom)), where=denom > 0)
+    return total / max(len(labels), 1)
 
 
 def classification_metrics(preds, labels, n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) -> dict[str, float]:
@@ -94,9 +124,11 @@ def classification_metrics(preds, labels, n_bootstrap: int = N_BOOTSTRAP, seed: 
 
     out = {"accuracy": float(accuracy_score(y, p)), "macro_f1": float(f1(y, p))}
     out["accuracy_ci_low"], out["accuracy_ci_high"] = bootstrap_ci(
-        lambda a, b: (a == b).mean(), y, p, n=n_bootstrap, seed=seed
+        lambda a, b: (a == b).mean(), y, p, n=n_bootstrap, seed=seed, rows=lambda a, b: (a == b).mean(axis=1)
     )
-    out["macro_f1_ci_low"], out["macro_f1_ci_high"] = bootstrap_ci(f1, y, p, n=n_bootstrap, seed=seed)
+    out["macro_f1_ci_low"], out["macro_f1_ci_high"] = bootstrap_ci(
+        f1, y, p, n=n_bootstrap, seed=seed, rows=lambda a, b: macro_f1_rows(a, b, labels_set)
+    )
     return out
 
 
@@ -133,7 +165,7 @@ def rouge_metrics(
     out: dict[str, float] = {}
     for name, f in rouge_f(hyps, refs).items():
         out[name] = 100.0 * float(f.mean())
-        low, high = bootstrap_ci(np.mean, f, n=n_bootstrap, seed=seed)
+        low, high = bootstrap_ci(np.mean, f, n=n_bootstrap, seed=seed, rows=lambda a: a.mean(axis=1))
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = 100.0 * low, 100.0 * high
     return out
 

@@ -342,3 +342,31 @@ def test_paired_rouge_delta_test_and_interval(metric):
     assert small["metric_delta_ci_low"] <= 0
     same = _paired("seq2seq", metric, bad, bad, refs)
     assert same["metric_delta"] == 0.0 and same["metric_delta_p"] == 1.0
+
+
+def test_vectorized_bootstrap_draws_the_same_resamples_as_the_loop(monkeypatch):
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(4)
+    for k, n in ((2, 300), (4, 40), (3, 6)):  # 6 examples: most resamples miss some label entirely
+        y = rng.integers(0, k, n)
+        p = np.where(rng.random(n) < 0.6, y, rng.integers(0, k + 1, n))  # k + 1: a label only predicted
+        labels = np.unique(np.concatenate([p, y]))
+
+        def f1(a, b, labels=labels):
+            return f1_score(a, b, average="macro", labels=labels, zero_division=0)
+
+        loop = evaluate.bootstrap_ci(f1, y, p, n=200, seed=2)
+        fast = evaluate.bootstrap_ci(f1, y, p, n=200, seed=2,
+                                     rows=lambda a, b, labels=labels: evaluate.macro_f1_rows(a, b, labels))  # fmt: skip
+        assert fast == pytest.approx(loop, abs=1e-12)
+        monkeypatch.setattr(evaluate, "BOOTSTRAP_CHUNK", n * 7)  # 7 resamples at a time: the same draws
+        chunked = evaluate.bootstrap_ci(None, y, p, n=200, seed=2,
+                                        rows=lambda a, b, labels=labels: evaluate.macro_f1_rows(a, b, labels))  # fmt: skip
+        monkeypatch.undo()
+        assert chunked == pytest.approx(loop, abs=1e-12)
+    refs, rng = _labels(872)
+    preds = _corrupt(refs, 0.12, rng)
+    m = evaluate.classification_metrics(preds, refs, n_bootstrap=1000)
+    assert m["macro_f1_ci_low"] < m["macro_f1"] < m["macro_f1_ci_high"]
+    assert m["accuracy_ci_low"] < m["accuracy"] < m["accuracy_ci_high"]
