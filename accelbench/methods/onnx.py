@@ -1,7 +1,8 @@
 """ONNX Runtime methods: ``ort-fp32`` (fused graph), ``ort-dynamic-int8``, ``ort-static-int8``.
 
-Every method exports the model into a temporary folder that the variant's predictor owns (removed by
-``predictor.close()``), then builds on that export:
+Every method builds in a temporary folder that the variant's predictor owns (removed by
+``predictor.close()``), on the model's export (for the bert family made once per loaded model and shared by
+its ort variants, ``export.onnx_shared``):
 
 - bert family: ``export.onnx_classifier.export_classifier`` (checked against PyTorch), then ONNX Runtime's
   transformer optimizer (``export.onnx_graph.optimize_graph``), then ``_finish``: nothing (``ort-fp32``),
@@ -31,18 +32,17 @@ from typing import Any
 
 from ..environment import supports_int8_vnni
 from ..exceptions import ConfigError, MethodNotApplicableError
-from ..export.onnx_classifier import export_classifier
 from ..export.onnx_graph import (
     CALIBRATION_BATCH_SIZE,
     calibration_reader,
     fusion_report,
     graph_inputs,
-    optimize_graph,
     preprocess_for_quantization,
     quant_extra_options,
     quantized_ops,
     split_pairs,
 )
+from ..export.onnx_shared import Workdirs, shared_graphs
 from ..export.onnx_t5 import DECODER_FILE, ENCODER_FILE, export_t5
 from ..runtimes.onnxruntime import OrtPredictor, OrtSeq2SeqPredictor
 from .base import Method, Variant, check_bool, check_positive_int, folder_mb, register_method
@@ -63,7 +63,7 @@ CALIBRATION_STRIDE = 1  # calibration batches per collect_data call (see OrtStat
 # well costs accuracy and buys little on CPU, where ORT runs the fused float kernels for those.
 STATIC_OP_TYPES = ("MatMul", "Gemm")
 FUSION_CHECK_TEXTS = 64  # two batches of 32 task texts
-FUSION_CHECK_RUNS = 10
+FUSION_CHECK_RUNS = 6  # alternating runs of each graph after 3 warm-ups (10 before: 4 s more per model)
 
 
 @functools.lru_cache(maxsize=1)
@@ -203,14 +203,13 @@ class _OrtMethod(Method):
         return Variant(self.label, predictor, self.runtime, self.dtype, folder_mb(final), details)
 
     def _apply_classifier(self, loaded, tmp) -> Variant:
-        """bert: export, check, optimize, ``_finish``."""
+        """bert: export, check, optimize (``export.onnx_shared.shared_graphs``), ``_finish``."""
         work = Path(tmp.name)
-        paths = {"exported": work / "exported" / "model.onnx"}
-        export = export_classifier(loaded.model, loaded.tokenizer, paths["exported"])
-        details: dict[str, Any] = {"opset": export["opset"], "export": export}
-        paths["optimized"] = work / "optimized" / "model.onnx"
-        opt = optimize_graph(paths["exported"], paths["optimized"], loaded.model.config)
-        details["optimizer"] = opt
+        shared, export, opt = shared_graphs(loaded)
+        tmp = Workdirs(tmp, shared)  # the predictor keeps the shared graphs as long as its own files
+        paths = {"exported": Path(shared.name) / "exported" / "model.onnx",
+                 "optimized": Path(shared.name) / "optimized" / "model.onnx"}  # fmt: skip
+        details: dict[str, Any] = {"opset": export["opset"], "export": export, "optimizer": opt}
         if getattr(self.opts, "check_fusion", False):
             details["fusion_check"] = self._fusion_check(loaded, paths)
         if not opt["attention_fused"]:

@@ -15,6 +15,7 @@ pytest.importorskip("onnx")
 
 import torch  # noqa: E402
 
+import accelbench.export.onnx_shared as osh  # noqa: E402
 import accelbench.methods.onnx as om  # noqa: E402
 from accelbench.exceptions import ConfigError, MethodNotApplicableError  # noqa: E402
 from accelbench.export.classifier import torch_logits  # noqa: E402
@@ -95,13 +96,34 @@ def test_ort_fp32_matches_torch_and_fuses(loaded, reference, fp32):
 
 
 def test_close_removes_the_graph_files(loaded):
-    v = get_method("ort-fp32").apply(loaded)
+    v = get_method("ort-dynamic-int8").apply(loaded)
     folder = v.predictor.workdir.name
-    assert os.path.exists(v.predictor.model_path)
+    assert os.path.exists(v.predictor.model_path) and v.predictor.model_path.startswith(folder)
     v.predictor.close()
     assert not os.path.exists(folder)
     with pytest.raises(RuntimeError, match="closed"):
         v.predictor.classify(["good"])
+
+
+def test_ort_variants_of_one_loaded_model_share_its_export(tiny_bert, monkeypatch):
+    calls = []
+    real = osh.export_classifier
+    monkeypatch.setattr(osh, "export_classifier", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(osh, "_SHARED", {})
+    first = load_checkpoint(str(tiny_bert))
+    a = get_method({"name": "ort-fp32", "check_fusion": False}).apply(first)
+    b = get_method("ort-dynamic-int8").apply(first)
+    assert len(calls) == 1 and a.details["export"] == b.details["export"]
+    shared = a.predictor.graph_paths["optimized"]
+    assert shared == b.predictor.graph_paths["optimized"] == a.predictor.model_path
+    a.predictor.close()  # the int8 variant keeps working: its own graph, and the shared ones are kept
+    assert os.path.exists(shared)
+    np.testing.assert_allclose(b.predictor.logits(TEXTS[:3]), b.predictor.logits(TEXTS[:3]))
+    again = load_checkpoint(str(tiny_bert))  # another load of the same checkpoint: exported anew
+    c = get_method({"name": "ort-fp32", "check_fusion": False}).apply(again)
+    assert len(calls) == 2 and c.predictor.model_path != shared
+    for v in (b, c):
+        v.predictor.close()
 
 
 def _check_int8(v, reference, fp32):
@@ -213,12 +235,13 @@ def test_package_imports_without_onnxruntime():
 
 
 def test_require_fusion_refuses_an_unfused_graph(loaded, monkeypatch):
-    real = om.optimize_graph
+    real = osh.optimize_graph
 
     def unfused(src, dst, config):
         return {**real(src, dst, config), "attention_fused": False, "fusions": {}}
 
-    monkeypatch.setattr(om, "optimize_graph", unfused)
+    monkeypatch.setattr(osh, "optimize_graph", unfused)
+    monkeypatch.setattr(osh, "_SHARED", {})  # not the graphs an earlier test's variant optimized
     with pytest.raises(MethodNotApplicableError, match="fused no attention"):
         get_method({"name": "ort-dynamic-int8", "require_fusion": True}).apply(loaded)
     v = get_method({"name": "ort-dynamic-int8", "intra_op_num_threads": 1}).apply(loaded)  # warns, runs
