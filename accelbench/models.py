@@ -342,7 +342,16 @@ BUILTIN_MODELS = (
     ModelSpec(
         name="minilm-sst2-l3",
         family="bert",
-        recipe={"kind": "distill-classifier", "teacher": "minilm-sst2", "layers": [0, 2, 4]},
+        # 800 steps on the teacher's soft targets of 25,600 sentences (one pass): 0.862 dev accuracy, 98.3% of
+        # the teacher (seeds 1 and 2: 0.865, 0.862), 43 s less than the recipe default's 1,100 steps on 35,200
+        # (0.865) from an empty cache; 700 steps on 22,400 kept only 0.847 (96.6%)
+        recipe={
+            "kind": "distill-classifier",
+            "teacher": "minilm-sst2",
+            "layers": [0, 2, 4],
+            "max_steps": 800,
+            "train_size": 25600,
+        },
         task="sst2",
         description="3-layer student of minilm-sst2 (its layers 0, 2, 4 copied), distilled on SST-2 soft targets",
     ),

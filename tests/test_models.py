@@ -43,7 +43,7 @@ def test_recipe_overrides_change_the_cache_key():
 def test_builtin_budgets_are_steps():
     from accelbench.recipes import budget, build_recipe, planned_steps
 
-    expected = {"minilm-sst2": 625, "minilm-sst2-l3": 1100, "t5-multi30k": 1700, "t5-multi30k-half": 1000}
+    expected = {"minilm-sst2": 625, "minilm-sst2-l3": 800, "t5-multi30k": 1700, "t5-multi30k-half": 1000}
     for name, steps in expected.items():
         r = build_recipe(resolve_model(name).recipe)
         assert budget(r) == "steps" and r.time_budget_s is None
