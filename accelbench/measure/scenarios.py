@@ -9,7 +9,8 @@ each variant runs each point on the same inputs for about ``min_time_s / repeats
 turns, so a slow phase of a shared machine hits all of them alike. The call count of the first round comes from
 the warm-up's mean call (the first call left out: it pays one-off costs); from the second round on, from the
 first round's mean call, so a point measures what ``min_time_s`` says whatever the spread of its inputs' lengths
-(sizing on the fastest warm-up call, the shortest batch, had every point run two to four times longer).
+(sizing on the fastest warm-up call, the shortest batch, had every point run two to four times longer); a
+batch point runs at least two batches per round, so that no round's figure rests on a single batch.
 With ``realtime`` on, the batch-1 dynamic-padding point is the real-time point (the same single requests, the
 same code path): its row is written from the real-time rounds (``measured_as: realtime``), not measured twice. A point's figures are the median over its rounds with an
 order-statistic interval (``stats.median_interval``); a variant's speed-up against the baseline is the median
@@ -50,6 +51,10 @@ REALTIME_POINT = ("realtime", 1, "dynamic")
 SAME_AS_REALTIME = ("batch", 1, "dynamic")  # one request at a time: what the real-time point measures
 MIN_REQUESTS = 20  # per point, over all rounds
 MIN_BATCHES = 3
+# per round, at a batch or offline point: a round of one batch rests on that batch alone. With one T5 batch of
+# 32 per round (1.5 s per point), the paired ratios of ct2-int8 and ort-dynamic-int8 flipped in one of six
+# rounds in both runs and the recommendation could not tell them apart; with two they did not
+MIN_BATCHES_PER_ROUND = 2
 LATENCY_QS = (50, 90, 99)
 GOLDEN = (5**0.5 - 1) / 2  # the golden ratio's fraction: the most evenly spread sequence of fractions
 TIMEOUT = "timeout"
@@ -232,10 +237,14 @@ class Point:
 
 def calls_per_round(s: BenchmarkSettings, scenario: str, call_s: list[float]) -> int:
     """Calls per round so the median variant spends ``min_time_s / repeats`` per round, within the minimum
-    calls of a point (``MIN_REQUESTS`` / ``MIN_BATCHES`` over all rounds) and ``max_requests``."""
+    calls of a point (``MIN_REQUESTS`` over all rounds; batches: ``MIN_BATCHES`` over all rounds and
+    ``MIN_BATCHES_PER_ROUND`` in each) and ``max_requests``."""
     known = [c for c in call_s if c and math.isfinite(c)]
     per_call = float(np.median(known)) if known else math.inf
-    low = math.ceil((MIN_REQUESTS if scenario == "realtime" else MIN_BATCHES) / s.repeats)
+    if scenario == "realtime":
+        low = math.ceil(MIN_REQUESTS / s.repeats)
+    else:
+        low = max(MIN_BATCHES_PER_ROUND, math.ceil(MIN_BATCHES / s.repeats))
     high = max(1, s.max_requests // s.repeats) if scenario == "realtime" else math.inf
     want = math.ceil(s.min_time_s / s.repeats / per_call) if per_call > 0 and math.isfinite(per_call) else low
     return int(max(1, min(max(want, low), high)))

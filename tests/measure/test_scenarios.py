@@ -262,3 +262,18 @@ def test_warm_up_ends_after_two_calls_once_it_has_lasted_a_round():
     n_rounds = [len(slow.calls), len(fast.calls)]
     assert n_rounds[0] == 2 + 20  # 2 warm-up calls, then MIN_REQUESTS (20) over the rounds
     assert n_rounds[1] >= 5 + 20
+
+
+def test_a_batch_round_holds_two_batches_at_least():
+    from accelbench.measure.scenarios import MIN_BATCHES_PER_ROUND, calls_per_round
+
+    s = BenchmarkSettings(min_time_s=1.5, repeats=6)
+    # a round is 0.25 s: one call of 0.4 s would fill it, yet a batch round runs two
+    assert calls_per_round(s, "batch", [0.4, 0.5, 0.3]) == MIN_BATCHES_PER_ROUND == 2
+    assert calls_per_round(s, "offline", [0.4]) == 2
+    assert calls_per_round(s, "realtime", [0.4]) == 4  # requests: MIN_REQUESTS (20) over 6 rounds
+    assert calls_per_round(s, "batch", [0.05]) == 5  # fast calls: min_time_s decides
+    slow = SleepyPredictor(0.01)
+    row = batch(slow, "classification", [f"t {i}" for i in range(40)], 4,
+                BenchmarkSettings(min_time_s=0.02, repeats=3, warmup=2), progress=False)  # fmt: skip
+    assert row["n_batches"] == 3 * 2  # every one of the 3 rounds ran two batches
