@@ -58,7 +58,7 @@ def test_option_is_sorted_hashable_compact_and_keeps_old_keys():
 
 @pytest.mark.parametrize("name", ["dynamic-int8", "ort-dynamic-int8", "ort-static-int8", "pt2e-int8"])
 def test_unknown_unit_fails_before_any_work(name, bert, monkeypatch):
-    import accelbench.methods.onnx as om
+    import accelbench.export.onnx_shared as osh
     import accelbench.methods.pt2e as pm
 
     _runnable(name)
@@ -66,7 +66,8 @@ def test_unknown_unit_fails_before_any_work(name, bert, monkeypatch):
     def no_work(*a, **k):
         raise AssertionError("work started")
 
-    monkeypatch.setattr(om, "export_classifier", no_work)
+    monkeypatch.setattr(osh, "export_classifier", no_work)
+    monkeypatch.setattr(osh, "_SHARED", {})  # no export of an earlier test to reuse: any work would show
     monkeypatch.setattr(pm, "torch_export_classifier", no_work)
     monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic", no_work)
     with pytest.raises(ConfigError, match=r"no unit\(s\) layer.7.*layer.0, layer.1, pooler, classifier"):
