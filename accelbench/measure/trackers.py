@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import numpy as np
 
@@ -45,17 +46,55 @@ class Timer:
         return out
 
 
-class PeakMemory:
-    """Samples this process's resident memory in a thread; ``peak_mb`` is the highest seen."""
+STATUS_FILE = "/proc/self/status"
+CLEAR_REFS_FILE = "/proc/self/clear_refs"
 
-    def __init__(self, interval_s: float = MEMORY_POLL_S) -> None:
+
+def _status_kb(field: str) -> float | None:
+    """A ``kB`` field of /proc/self/status (``VmHWM``, ``VmRSS``), or None where there is none."""
+    try:
+        with open(STATUS_FILE) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) of this process to its current RSS; False where not allowed."""
+    try:
+        with open(CLEAR_REFS_FILE, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class PeakMemory:
+    """This process's peak resident memory over a block: ``peak_mb`` (and ``start_mb``, the RSS at the start).
+
+    On Linux the kernel keeps the peak itself (``VmHWM``, reset at the start by writing 5 to
+    ``/proc/self/clear_refs``): exact, and no thread competes with the measured code for the interpreter
+    lock or a core (a 5-ms polling thread slowed PyTorch generation by ~3% on 2 cores). Elsewhere, or
+    where the reset is refused, a thread samples the RSS every ``interval_s`` (``source`` says which).
+    Blocks may nest: resetting the counter first hands the peak so far to the blocks still open.
+    """
+
+    _open: ClassVar[list[PeakMemory]] = []
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, interval_s: float = MEMORY_POLL_S, use_kernel_peak: bool = True) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self.interval_s = interval_s
+        self.use_kernel_peak = use_kernel_peak
+        self.source = "poll"
         self.start_mb = self.peak_mb = self._rss()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread: threading.Thread | None = None
 
     def _rss(self) -> float:
         return self._proc.memory_info().rss / 2**20
@@ -64,13 +103,35 @@ class PeakMemory:
         while not self._stop.wait(self.interval_s):
             self.peak_mb = max(self.peak_mb, self._rss())
 
+    @classmethod
+    def _hand_peak(cls) -> None:
+        """Give the kernel's peak so far to every open block that reads it (before a reset or at an exit)."""
+        hwm = _status_kb("VmHWM")
+        if hwm is not None:
+            for block in cls._open:
+                if block.source == "VmHWM":
+                    block.peak_mb = max(block.peak_mb, hwm / 1024)
+
     def __enter__(self) -> PeakMemory:
-        self._thread.start()
+        with PeakMemory._lock:
+            if self.use_kernel_peak and _status_kb("VmHWM") is not None:
+                PeakMemory._hand_peak()
+                if _reset_hwm():
+                    self.source = "VmHWM"
+            self.start_mb = self.peak_mb = self._rss()
+            PeakMemory._open.append(self)
+        if self.source == "poll":
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        with PeakMemory._lock:
+            PeakMemory._hand_peak()
+            PeakMemory._open.remove(self)
         self.peak_mb = max(self.peak_mb, self._rss())
 
 
