@@ -295,6 +295,7 @@ def _build(b: _Built, loaded: LoadedModel, task, texts, refs, s: BenchmarkSettin
                                 num_beams=s.num_beams, progress=progress, desc=f"{method.label} predictions")  # fmt: skip
                 metrics = score(task.kind, preds, refs, s.n_bootstrap, task.metric)
             b.times["time_quality_s"] = time.perf_counter() - t1
+            b.variant.predictor.park()  # its threads must not slow the variants built after it
     finally:
         if b.phase == "building":
             b.times["time_apply_s"] = time.perf_counter() - t0

@@ -6,7 +6,9 @@ included, as a service pays it). A point's requests or batches are ordered so th
 ones span the length mix (``spread``): a round covers part of a pass, and its inputs weigh lengths as a full
 pass does. Every point of every variant gets its warm-up first; then, round by round,
 each variant runs each point on the same inputs for about ``min_time_s / repeats`` seconds, the variants taking
-turns, so a slow phase of a shared machine hits all of them alike. The call count of the first round comes from
+turns, so a slow phase of a shared machine hits all of them alike. Between its turns a variant is parked
+(``Predictor.park``): a runtime whose idle threads would slow the others (CTranslate2's, see its ``park``)
+releases them, so each is timed as it runs alone. The call count of the first round comes from
 the warm-up's mean call (the first call left out: it pays one-off costs); from the second round on, from the
 first round's mean call, so a point measures what ``min_time_s`` says whatever the spread of its inputs' lengths
 (sizing on the fastest warm-up call, the shortest batch, had every point run two to four times longer); a
@@ -287,7 +289,11 @@ def run_interleaved(
             return
         t0 = time.perf_counter()
         try:
-            fn()
+            predictors[label].unpark()  # only the turn's own runtime threads alive (Predictor.park)
+            try:
+                fn()
+            finally:
+                predictors[label].park()
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:  # one failing variant never stops the others
@@ -319,6 +325,8 @@ def run_interleaved(
 
     plan_all = plan + ([OFFLINE_POINT] if s.offline else [])
     total = s.repeats * len(plan_all) * len(labels)
+    for label in labels:  # built and scored one after the other: each waits for its turn parked
+        predictors[label].park()
     with tqdm(total=total, desc="speed", unit="turn", disable=not progress, leave=False) as bar:
         for (label, _), pt in list(pts.items()):
             turn(label, pt.warm_up)

@@ -66,6 +66,16 @@ class Predictor:
         if self.device != CPU:  # called around every timed call: nothing to parse on the CPU
             devices.synchronize(self.device)
 
+    def park(self) -> None:
+        """Release, between its turns, what would slow other predictors of this process (a no-op by default).
+
+        The interleaved rounds park every predictor and wake each for its own turn (``unpark``), so a variant
+        is timed with only its own runtime's threads alive, as it runs when deployed. A parked predictor
+        wakes by itself on its next call, so parking is never wrong, only a cost to the next call."""
+
+    def unpark(self) -> None:
+        """Take back what ``park`` released (a no-op by default)."""
+
     def close(self) -> None:
         """Release what the runtime holds (sessions, threads, files)."""
 

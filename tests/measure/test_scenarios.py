@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,30 @@ def test_peak_memory_sees_an_allocation():
         time.sleep(0.05)
         del block
     assert mem.peak_mb - mem.start_mb > 150
+
+
+def test_peak_memory_by_polling_sees_an_allocation():
+    with PeakMemory(interval_s=0.001, use_kernel_peak=False) as mem:
+        block = np.ones(200 * 2**20 // 8)
+        time.sleep(0.05)
+        del block
+    assert mem.source == "poll"
+    assert mem.peak_mb - mem.start_mb > 150
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="no /proc/self/clear_refs (not Linux)")
+def test_kernel_peak_sees_a_spike_and_nested_blocks_keep_theirs():
+    with PeakMemory() as outer:
+        block = np.ones(300 * 2**20 // 8)  # a spike no sampler waits for: freed at once
+        del block
+        with PeakMemory() as inner:  # resets the kernel's counter: the outer block keeps its 300 MiB
+            small = np.ones(50 * 2**20 // 8)
+            del small
+    if outer.source != "VmHWM":
+        pytest.skip("this kernel refuses to reset the peak (clear_refs)")
+    assert outer.peak_mb - outer.start_mb > 250
+    assert 40 < inner.peak_mb - inner.start_mb < 250
+    assert not PeakMemory._open
 
 
 @pytest.mark.parametrize(
@@ -136,6 +161,40 @@ def test_interleaved_rounds_take_turns_and_pair_the_speedups():
     assert fast["speedup_paired"] is True and 1.5 < fast["speedup_vs_fp32"] < 2.3
     assert fast["speedup_vs_fp32_ci_low"] <= fast["speedup_vs_fp32"] <= fast["speedup_vs_fp32_ci_high"]
     assert base["speedup_vs_fp32"] == 1.0
+
+
+class ParkingPredictor(SleepyPredictor):
+    """Records, at each call, which predictors of the rotation were awake (not parked)."""
+
+    def __init__(self, delay, name, everyone, log, fail_after=None):
+        super().__init__(delay, name=name, fail_after=fail_after)
+        self.everyone, self.awake_log, self.parked = everyone, log, False
+
+    def park(self):
+        self.parked = True
+
+    def unpark(self):
+        self.parked = False
+
+    def classify(self, texts, padding="dynamic", max_length=128):
+        self.awake_log.append((self.name, tuple(sorted(p.name for p in self.everyone if not p.parked))))
+        return super().classify(texts, padding, max_length)
+
+
+def test_only_the_predictor_whose_turn_it_is_is_awake():
+    s = BenchmarkSettings(batch_sizes=[2], min_time_s=0.06, repeats=3, warmup=1, offline=True,
+                          offline_min_batch=2, offline_max_batch=4)  # fmt: skip
+    everyone: list[ParkingPredictor] = []
+    log: list[tuple] = []
+    everyone += [ParkingPredictor(0.002, n, everyone, log, fail_after=5 if n == "bad" else None)
+                 for n in ("fp32", "ct2", "bad")]  # fmt: skip
+    result = run_interleaved(
+        {p.name: p for p in everyone}, "classification", ["a", "bb"] * 8, s, progress=False
+    )
+    assert set(result.rows) == {"fp32", "ct2"} and "kernel crashed" in result.failed["bad"]
+    assert {name for name, _ in log} == {"fp32", "ct2", "bad"}
+    assert all(awake == (name,) for name, awake in log)  # warm-ups, searches and rounds alike
+    assert all(p.parked for p in everyone)  # parked after its last turn, the failed one too
 
 
 def test_unpaired_speedups_from_earlier_rows():

@@ -192,3 +192,33 @@ def test_untied_t5_scores_match_torch(tiny_t5, tmp_path):
             assert torch.allclose(torch.tensor(res.log_probs), ref, atol=1e-4), (res.log_probs, ref.tolist())
     finally:
         variant.predictor.close()
+
+
+def test_park_ends_the_translator_threads_and_the_next_call_wakes_it(trained_t5):
+    """Parked, a CPU translator's threads are gone (they would cut PyTorch's OpenMP spin-waits); the next
+    call re-makes it with the same compute type and gives the same outputs."""
+    import psutil
+
+    proc = psutil.Process()
+    variant = get_method("ct2-fp32").apply(trained_t5)
+    predictor = variant.predictor
+    try:
+        ref = predictor.generate(TEXTS, max_new_tokens=MAX_NEW)
+        busy = proc.num_threads()
+        predictor.park()
+        assert predictor.parked and predictor.translator is None and predictor.parks == 1
+        assert proc.num_threads() < busy  # the translator's worker (and its OpenMP team) ended
+        predictor.park()  # parking twice is a no-op
+        assert predictor.parks == 1
+        out = predictor.generate(TEXTS, max_new_tokens=MAX_NEW)  # wakes by itself
+        assert not predictor.parked and out.texts == ref.texts and out.new_tokens == ref.new_tokens
+        assert predictor.translator.compute_type == predictor.compute_type == "float32"
+        predictor.park()
+        predictor.unpark()
+        assert not predictor.parked and predictor.generate(TEXTS, max_new_tokens=MAX_NEW).texts == ref.texts
+        predictor.park()
+    finally:
+        predictor.close()  # closing a parked predictor still removes its converted model
+    assert not os.path.exists(predictor.model_dir)
+    with pytest.raises(RuntimeError, match="closed"):
+        predictor.generate(TEXTS)
