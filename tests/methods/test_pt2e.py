@@ -44,6 +44,11 @@ def test_agrees_with_fp32_and_is_smaller(tiny_bert):
     # then the pooler and the classifier
     assert d["activation_quantize_ops"] == 4 * 2 + 2
     assert d["compile_s"] > 0 and d["check_agreement"] == "4/4"
+    assert d["compiled_graphs"] == 1  # batch 1 is not specialised: one graph for every batch
+    graphs = pm.compiled_graphs()
+    for texts in (TEXTS[:1], TEXTS[:2], TEXTS + TEXTS, ["a much longer text than any of the others " * 3]):
+        v.predictor.classify(texts)
+    assert pm.compiled_graphs() == graphs  # new batch sizes and lengths run the same graph, no recompile
     fp32_mb = sum(p.numel() * 4 for p in loaded.model.parameters()) / 2**20
     linear_mb = (
         sum(m.weight.numel() for m in loaded.model.modules() if isinstance(m, torch.nn.Linear)) / 2**20
