@@ -143,11 +143,18 @@ def compare_leaders(
     """Compare the fastest variant meeting the floor with the next one, and pick the one to deploy.
 
     Both are rows of a frontier table (``cost``, cost_ci_low/high, metric and its interval, size_mb,
-    repeats). Speeds told apart: the fastest is kept. Speeds not told apart but metrics told apart: the
+    repeats). Where the two are paired (one rotation), the per-round ratio decides which is faster: the
+    one with the higher median throughput may lose every round to the other (the median of each variant's
+    rounds need not come from the same round), and then the other is the fastest. Speeds told apart: the
+    fastest is kept. Speeds not told apart but metrics told apart: the
     more accurate. Neither told apart: the smaller, or at sizes within 5% the more accurate.
     """
     noun = obj.describe(batch)
     paired = paired_ratio(fastest, runner_up, obj)
+    if paired is not None and paired[2] < 1.0:
+        # the faster median, yet slower in every round of the interval: the paired verdict orders them
+        fastest, runner_up = runner_up, fastest
+        paired = paired_ratio(fastest, runner_up, obj)
     if paired is not None:  # told apart when every ratio in the interval is on one side of 1
         speed = paired[1] <= 1.0 <= paired[2]
     else:

@@ -139,6 +139,27 @@ def test_same_rotation_compares_speeds_paired_round_by_round():
     assert compare_leaders(fast, mixed, THROUGHPUT, "bleu", "32").indistinguishable is True
 
 
+def test_a_higher_median_that_loses_the_paired_rounds_is_not_the_fastest():
+    # 10 rounds: ct2-int8 is 0.9x ort-dynamic-int8 in 9 of them and 2x in one, which lifts its median
+    # above ort's (235 vs 200 samples/s): the frontier lists it first, yet the paired ratio's interval
+    # lies below 1
+    ort = [100.0] * 5 + [300.0] * 5
+    ct2 = [200.0] + [0.9 * o for o in ort[1:]]
+    ort_row = _paired(_row("t:ort-dynamic-int8", 200.0, 100, 23.8, 9.9, metric_ci=1.3), ort)
+    ct2_row = _paired(_row("t:ct2-int8", 235.0, 100, 23.9, 6.9, metric_ci=1.3), ct2)
+    verdict = compare_leaders(ct2_row, ort_row, THROUGHPUT, "bleu", "32")
+    assert verdict.chosen == "t:ort-dynamic-int8" and verdict.other == "t:ct2-int8"
+    assert verdict.indistinguishable is False and verdict.reason == "fastest"
+    assert (
+        "distinguishable from the runner-up t:ct2-int8" in verdict.text
+        and "1.11x [1.11–1.11]" in verdict.text
+    )
+    # the same rows with the odd round twice: the interval spans 1, indistinguishable, the smaller kept
+    ct2_two = _paired(_row("t:ct2-int8", 235.0, 100, 23.9, 6.9, metric_ci=1.3), [200.0, 200.0] + ct2[2:])
+    tie = compare_leaders(ct2_two, ort_row, THROUGHPUT, "bleu", "32")
+    assert tie.indistinguishable is True and tie.chosen == "t:ct2-int8"
+
+
 def test_rows_of_one_rotation_carry_its_id():
     from accelbench.measure.scenarios import run_interleaved
     from accelbench.measure.settings import BenchmarkSettings
