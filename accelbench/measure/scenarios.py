@@ -133,6 +133,7 @@ class Point:
         self.warm_times: list[float] = []
         self.peak_rss_mb = 0.0
         self.rss_increase_mb = 0.0
+        self.peak_rss_source: str | None = None  # VmHWM (the kernel's peak) or poll (trackers.PeakMemory)
         self.gpu_memory: dict[str, float] = {}  # peak GPU memory over the rounds (a CUDA predictor only)
         self.others = OtherCpu()  # CPU taken by other processes during the timed rounds
 
@@ -187,6 +188,7 @@ class Point:
                 times.append(time.perf_counter() - t0)
                 samples += len(w)
         self.peak_rss_mb = max(self.peak_rss_mb, mem.peak_mb)
+        self.peak_rss_source = mem.source
         self.rss_increase_mb = max(self.rss_increase_mb, mem.peak_mb - mem.start_mb)
         for k, v in gpu.fields().items():
             self.gpu_memory[k] = max(self.gpu_memory.get(k, 0.0), v)
@@ -231,7 +233,8 @@ class Point:
             out.update(tokens_per_s=tokens / total, ms_per_token=1e3 * total / max(tokens, 1))
             if scenario != "realtime":
                 out["ms_per_sequence"] = 1e3 * total / samples
-        out.update(peak_rss_mb=round(self.peak_rss_mb, 1), rss_increase_mb=round(self.rss_increase_mb, 1))
+        out.update(peak_rss_mb=round(self.peak_rss_mb, 1), rss_increase_mb=round(self.rss_increase_mb, 1),
+                   peak_rss_source=self.peak_rss_source)  # fmt: skip
         out.update(self.gpu_memory)
         out.update(self.others.fields())
         return out
