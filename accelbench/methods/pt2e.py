@@ -48,13 +48,13 @@ from ..export.onnx_graph import split_pairs
 from ..runtimes.torch import CompiledPredictor
 from .base import Method, Variant, register_method
 from .calibration import DEFAULT_SAMPLES, calibration_task, calibration_texts, check_calibration_options
+from .compiled import SHAPE_OPTIONS, compiled_graphs
 from .units import FallbackUnits, normalize_units_field, pt2e_linear_units, pt2e_roots
 
 logger = logging.getLogger(__name__)
 
 INSTALL = "pip install torchao==0.18.0"
 INDUCTOR_OPTIONS = {"freezing": True}  # constant-fold the int8 weights into oneDNN's packed layout
-SHAPE_OPTIONS = {"backed_size_oblivious": True}  # torch.fx.experimental._config: size 1 is not specialised
 
 
 def _pt2e_missing() -> str | None:
@@ -85,13 +85,6 @@ def graph_tensors_mb(gm) -> float:
         if isinstance(obj, torch.Tensor):
             seen[id(obj)] = obj.numel() * obj.element_size()
     return sum(seen.values()) / 2**20
-
-
-def compiled_graphs() -> int:
-    """Graphs Dynamo has compiled in this process so far (its ``unique_graphs`` counter)."""
-    from torch._dynamo.utils import counters
-
-    return int(counters["stats"]["unique_graphs"])
 
 
 class CompiledClassifier:

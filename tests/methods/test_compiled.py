@@ -10,6 +10,7 @@ import pytest
 
 from accelbench.environment import cxx_compiler
 from accelbench.methods import get_method
+from accelbench.methods.compiled import compiled_graphs
 from accelbench.models import load_checkpoint
 
 pytestmark = pytest.mark.skipif(
@@ -31,8 +32,12 @@ def test_compiled_fp32_matches_eager_and_is_warm(tiny_bert):
     assert variant.runtime == "pytorch-inductor" and variant.details["compiled"] is True
     assert variant.details["compile_mode"] == "default" and variant.details["compile_s"] > 0
     np.testing.assert_allclose(variant.predictor.logits(texts), eager, atol=1e-5)
+    # one graph for batch 1 and the larger batches (size 1 is not specialised)
+    assert variant.details["compiled_graphs"] == 1
     # warm: new batch and sequence lengths reuse the dynamic graph instead of compiling again
+    graphs = compiled_graphs()
     t0 = time.perf_counter()
-    for n in (5, 7):
+    for n in (5, 7, 1):
         variant.predictor.logits([("word " * (3 * n)).strip()] * n)
     assert time.perf_counter() - t0 < 0.5 * variant.details["compile_s"]
+    assert compiled_graphs() == graphs
