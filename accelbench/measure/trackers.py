@@ -104,18 +104,18 @@ class PeakMemory:
             self.peak_mb = max(self.peak_mb, self._rss())
 
     @classmethod
-    def _hand_peak(cls) -> None:
+    def _hand_peak(cls, hwm_kb: float | None) -> None:
         """Give the kernel's peak so far to every open block that reads it (before a reset or at an exit)."""
-        hwm = _status_kb("VmHWM")
-        if hwm is not None:
+        if hwm_kb is not None:
             for block in cls._open:
                 if block.source == "VmHWM":
-                    block.peak_mb = max(block.peak_mb, hwm / 1024)
+                    block.peak_mb = max(block.peak_mb, hwm_kb / 1024)
 
     def __enter__(self) -> PeakMemory:
         with PeakMemory._lock:
-            if self.use_kernel_peak and _status_kb("VmHWM") is not None:
-                PeakMemory._hand_peak()
+            hwm_kb = _status_kb("VmHWM") if self.use_kernel_peak else None
+            if hwm_kb is not None:  # the kernel keeps a peak here: hand it to open blocks, then reset it
+                PeakMemory._hand_peak(hwm_kb)
                 if _reset_hwm():
                     self.source = "VmHWM"
             self.start_mb = self.peak_mb = self._rss()
@@ -130,7 +130,7 @@ class PeakMemory:
             self._stop.set()
             self._thread.join()
         with PeakMemory._lock:
-            PeakMemory._hand_peak()
+            PeakMemory._hand_peak(_status_kb("VmHWM"))
             PeakMemory._open.remove(self)
         self.peak_mb = max(self.peak_mb, self._rss())
 
