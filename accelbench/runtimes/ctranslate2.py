@@ -148,7 +148,7 @@ class Ct2Predictor(Generator):
         symbols), so its threads count among PyTorch's. Once the threads of both exceed the cores, libgomp
         cuts every worker's spin-wait from ~300,000 to 100 iterations, and PyTorch's workers sleep between
         the small ops of generation: measured here (T5 teacher, 2 cores), PyTorch fp32 generation ran
-        35-90% slower for as long as a used translator lived, so every speed-up against fp32 measured beside
+        21-84% slower (medians of five tests) for as long as a used translator lived, so every speed-up against fp32 measured beside
         a CTranslate2 variant came out too high. A GPU translator holds its weights on the device and is
         left alone."""
         if self.translator is not None and self.device == CPU and not self.parked:
