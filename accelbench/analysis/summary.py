@@ -134,6 +134,15 @@ def _objective_table(
     return drop_uninformative(pd.DataFrame(cells), keep=(VARIANT, "frontier")), kinds
 
 
+def _shown_batch(found: pd.DataFrame | None, batch_size: int) -> str:
+    """The batch size a throughput table shows: the asked one, or, where no variant has a row at it (every
+    row fell back to its largest measured size), the sizes the rows are at."""
+    if found is None or "batch_size" not in found.columns:
+        return str(batch_size)
+    sizes = sorted({int(b) for b in found["batch_size"].dropna()})
+    return str(batch_size) if not sizes or batch_size in sizes else ", ".join(map(str, sizes))
+
+
 def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size: int) -> list[str]:
     """The paragraph under a task's table: what each speed-up, interval and Δ marker means."""
     notes = []
@@ -146,11 +155,14 @@ def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size:
     if "repeats" in ok.columns and ok["repeats"].notna().any():
         rounds = sorted({int(r) for r in ok["repeats"].dropna()})
         levels = ok["speed_ci_level"].dropna() if "speed_ci_level" in ok.columns else pd.Series(dtype=float)
-        level = f"{100 * float(levels.min()):.1f}% " if len(levels) else ""
-        notes.append(
-            f"Speed figures are medians over {' or '.join(str(r) for r in rounds)} rounds (the variants of an "
-            f"experiment measured in turns); brackets hold the distribution-free {level}interval of the median."
-        )
+        level = f"{100 * float(levels[levels > 0].min()):.1f}% " if (levels > 0).any() else ""
+        text = (f"Speed figures are medians over {' or '.join(str(r) for r in rounds)} round{'s' if rounds != [1] else ''} (the variants of an "
+                f"experiment measured in turns)")  # fmt: skip
+        if rounds != [1]:
+            text += f"; brackets hold the distribution-free {level}interval of the median"
+        if 1 in rounds:
+            text += "; a figure from 1 round has no interval (set `repeats` to 6 or more for 95% intervals)"
+        notes.append(text + ".")
     if "paired" in kinds:
         notes.append(
             "Throughput speed-ups with an interval are paired: the median of per-round ratios against the "
@@ -246,7 +258,13 @@ def _task_section(
         full = found.set_index(VARIANT) if found is not None else pd.DataFrame()
         speed, used = _objective_table(obj, table, rec, full, ok, batch_size)
         kinds |= used
-        title = SPEED_TABLE_TITLES.get(obj.name, f"**{obj.name}**").format(batch_size=batch_size)
+        at_batch = str(batch_size)
+        if obj.name == "throughput":  # the size the rows are at, where none has one at batch_size
+            at_batch = _shown_batch(found, batch_size)
+            speed = speed.rename(
+                columns={cost_header(obj, batch_size): f"throughput @{at_batch} (samples/s)"}
+            )
+        title = SPEED_TABLE_TITLES.get(obj.name, f"**{obj.name}**").format(batch_size=at_batch)
         lines += [f"{title}:", "", _frame_markdown(speed), ""]
 
     bases = {rec.baseline for _, rec in per_objective.values() if isinstance(rec, Recommendation)}

@@ -28,14 +28,15 @@ def median_interval(
     values: Sequence[float], confidence: float = CONFIDENCE
 ) -> tuple[float, float, float, float]:
     """``(median, low, high, level)``: the narrowest order-statistic interval with at least ``confidence``,
-    or ``[min, max]`` with its lower level when there are too few values; one value has level 0."""
+    or ``[min, max]`` with its lower level when there are too few values; one value has no interval (NaN
+    bounds, level 0): a single round says nothing about its own spread, and ``[x, x]`` would read as exact."""
     x = np.sort(np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float))
     n = len(x)
     if n == 0:
         return math.nan, math.nan, math.nan, 0.0
     med = float(np.median(x))
     if n == 1:
-        return med, med, med, 0.0
+        return med, math.nan, math.nan, 0.0
     k = 1
     while k + 1 <= n // 2 and _coverage(n, k + 1) >= confidence:
         k += 1

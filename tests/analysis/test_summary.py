@@ -380,6 +380,25 @@ def test_summary_shows_intervals_paired_speedups_and_significance(tmp_path):
     assert "its loss of 0.004 against minilm-sst2:fp32 is not significant (p=0.62, mcnemar-exact)" in text
 
 
+def test_one_round_and_a_missing_batch_size_are_said_as_they_are(tmp_path):
+    """repeats: 1 gives figures without intervals (not a '0.0% interval' of [x-x]); with no batch-32 point
+    the throughput table is headed by the batch size its rows were measured at."""
+    records = make_records_with_intervals()
+    records = records[(records["scenario"] != "batch") | (records["batch_size"] == 8)].copy()
+    for column in [c for c in records.columns if c.endswith(("_ci_low", "_ci_high")) and "metric" not in c]:
+        records[column] = None  # what median_interval gives for one round
+    records["repeats"], records["speed_ci_level"] = 1, 0.0
+    run = tmp_path / "one"
+    append_records(run, records.to_dict("records"))
+    text = write_summary(run, figures=False).read_text()
+    assert "**Throughput** at batch 8 (batch scenario)" in text and "throughput @8 (samples/s)" in text
+    assert "at batch 32" not in text.split("**Recommendation**", 1)[0]
+    notes = text.split("**Recommendation**", 1)[0].rsplit("|", 1)[1]
+    assert "medians over 1 round (" in notes and "a figure from 1 round has no interval" in notes
+    assert "0.0%" not in text and "interval of the median" not in notes
+    assert "–" not in text.split("**Latency**", 1)[1].split("\n\n", 2)[1]  # no [x–y] in the speed cells
+
+
 def test_summary_says_where_the_time_went_and_lists_timeouts(tmp_path):
     text = write_summary(_rounds_run(tmp_path), figures=False).read_text()
     section = text.split("**Where the time went**", 1)[1].split("## Failures", 1)[0]
