@@ -13,6 +13,7 @@ import dataclasses
 import gc
 import json
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
@@ -97,6 +98,11 @@ def _set_threads(settings: BenchmarkSettings) -> None:
     if settings.threads:
         import torch
 
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if cores and settings.threads > cores:  # allowed (a user may study it), but never silently
+            logger.warning("threads: %d on %d available cores: the threads take turns on the cores, so every "
+                           "figure is slower and noisier than with threads <= %d", settings.threads, cores,
+                           cores)  # fmt: skip
         torch.set_num_threads(settings.threads)
 
 

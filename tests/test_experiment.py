@@ -353,3 +353,23 @@ def test_op_profile_lands_on_the_batch_record_only_when_asked(tiny_bert, tmp_pat
     assert others["op_shares_matmul"].isna().all()  # only the largest batch carries the profile
     plain = run_experiment("sst2", str(tiny_bert), ["fp32"], tmp_path / "plain", FAST, progress=False)
     assert not any(c.startswith("op_shares_") for c in plain.columns)
+
+
+def test_more_threads_than_cores_is_said(caplog, monkeypatch):
+    """threads above the available cores still runs (a user may study oversubscription) but warns once."""
+    import torch
+
+    from accelbench import experiment
+    from accelbench.measure.settings import BenchmarkSettings
+
+    monkeypatch.setattr(experiment.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    before = torch.get_num_threads()
+    try:
+        with caplog.at_level("WARNING", logger="accelbench.experiment"):
+            experiment._set_threads(BenchmarkSettings(threads=2))
+            assert not caplog.records
+            experiment._set_threads(BenchmarkSettings(threads=3))
+        assert torch.get_num_threads() == 3
+        assert "threads: 3 on 2 available cores" in caplog.text
+    finally:
+        torch.set_num_threads(before)
