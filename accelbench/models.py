@@ -141,7 +141,18 @@ def resolve_model(name: str | dict[str, Any]) -> ModelSpec:
     return spec.with_overrides(train=train, **overrides) if (train or overrides) else spec
 
 
+def _looks_like_path(path: str) -> bool:
+    """A folder the user meant (``/x``, ``./x``, ``~/x``, ``C:\\x``), not a hub id (``org/name``)."""
+    return path.startswith(("/", "./", "../", "~", ".\\", "..\\")) or (len(path) > 1 and path[1] == ":")
+
+
 def _not_loadable(spec: ModelSpec, path: str, e: Exception) -> ModelError:
+    if _looks_like_path(path) and not Path(path).expanduser().exists():
+        return ModelError(
+            f"model {spec.name!r}: no folder {path!r}",
+            "check the path (a checkpoint folder with config.json), or use a built-in model "
+            f"({', '.join(list_models())})",
+        )
     return ModelError(
         f"cannot load model {spec.name!r} from {path!r} ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})",
         f"use a built-in model ({', '.join(list_models())}), a local checkpoint folder, "

@@ -78,6 +78,16 @@ def test_unknown_model_exits_2(tmp_path, capsys):
     )
 
 
+def test_missing_model_folder_is_named_as_a_folder(tmp_path, capsys):
+    """A path-like model that is not there is a missing folder, not a malformed hub id."""
+    body = GOOD.format(results=tmp_path / "results", task="sst2", method="dynamic-int8", bs=1)
+    missing = tmp_path / "no-such-checkpoint"
+    code = main(["run", "--config", _config(tmp_path, body.replace("[minilm-sst2]", f"[{missing}]"))])
+    err = capsys.readouterr().err
+    assert code == 2 and f"no folder '{missing}'" in err and "fix: check the path" in err
+    assert "Repo id" not in err
+
+
 def test_failures_come_last_with_cause_and_fix_and_set_the_exit_code(capsys):
     from accelbench.cli import _print_failures
     from accelbench.suite import Failure
