@@ -159,7 +159,9 @@ def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size:
         text = (f"Speed figures are medians over {' or '.join(str(r) for r in rounds)} round{'s' if rounds != [1] else ''} (the variants of an "
                 f"experiment measured in turns)")  # fmt: skip
         if rounds != [1]:
-            text += f"; brackets hold the distribution-free {level}interval of the median"
+            text += (f"; brackets hold the distribution-free {level}interval of the median, over this run's "
+                     "rounds: a machine that runs slower or faster for the whole of a rotation moves a figure "
+                     "outside it")  # fmt: skip
         if 1 in rounds:
             text += "; a figure from 1 round has no interval (set `repeats` to 6 or more for 95% intervals)"
         notes.append(text + ".")
