@@ -210,7 +210,7 @@ def _memory_gb() -> float | None:
         return None
 
 
-def _cores_available() -> int | None:
+def cores_available() -> int | None:
     """Cores this process may run on (taskset, cgroup cpusets), which can be fewer than the machine has."""
     try:
         return len(os.sched_getaffinity(0))
@@ -302,7 +302,7 @@ def _collect() -> dict[str, Any]:
         "env_cpu_model": _cpu_model(),
         "env_cores_physical": physical,
         "env_cores_logical": logical,
-        "env_cores_available": _cores_available(),
+        "env_cores_available": cores_available(),
         "env_cpu_flags": ",".join(f for f in RECORDED_FLAGS if f in flags),
         **capabilities(),
         "env_memory_gb": _memory_gb(),

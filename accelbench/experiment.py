@@ -13,7 +13,6 @@ import dataclasses
 import gc
 import json
 import logging
-import os
 import time
 import traceback
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .devices import CPU, gpu_environment, is_cuda
-from .environment import collect_environment
+from .environment import collect_environment, cores_available
 from .exceptions import AccelbenchError, ConfigError
 from .measure.gpu_peak import measure_cuda_peaks
 from .measure.limits import VariantTimeout, time_limit
@@ -98,7 +97,7 @@ def _set_threads(settings: BenchmarkSettings) -> None:
     if settings.threads:
         import torch
 
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        cores = cores_available()
         if cores and settings.threads > cores:  # allowed (a user may study it), but never silently
             logger.warning("threads: %d on %d available cores: the threads take turns on the cores, so every "
                            "figure is slower and noisier than with threads <= %d", settings.threads, cores,

@@ -357,12 +357,14 @@ def test_op_profile_lands_on_the_batch_record_only_when_asked(tiny_bert, tmp_pat
 
 def test_more_threads_than_cores_is_said(caplog, monkeypatch):
     """threads above the available cores still runs (a user may study oversubscription) but warns once."""
+    import os
+
     import torch
 
     from accelbench import experiment
     from accelbench.measure.settings import BenchmarkSettings
 
-    monkeypatch.setattr(experiment.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     before = torch.get_num_threads()
     try:
         with caplog.at_level("WARNING", logger="accelbench.experiment"):
