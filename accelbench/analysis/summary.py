@@ -44,6 +44,7 @@ from .tables import (
     cost_cell,
     cost_header,
     drop_uninformative,
+    header_batch,
     quality_table,
     speedup_cell,
 )
@@ -107,9 +108,11 @@ def _objective_table(
     full: pd.DataFrame,
     ok: pd.DataFrame,
     batch_size: int,
+    at_batch: str,
 ) -> tuple[pd.DataFrame, set[str]]:
     """One objective's speed table, best first: its figures with their intervals (⚠: a busy machine), the
-    speed-up against the recommendation's baseline (named in the header), and ✓ on the frontier."""
+    speed-up against the recommendation's baseline (named in the header), and ✓ on the frontier.
+    ``at_batch`` is the batch size its header names (``tables.header_batch``)."""
     peak_rss = (
         ok.groupby(VARIANT)["peak_rss_mb"].max() if "peak_rss_mb" in ok.columns else pd.Series(dtype=float)
     )
@@ -123,7 +126,7 @@ def _objective_table(
             cell["p90 latency (ms)"] = cost_cell(obj, row, batch_size)
             cell["ms per token"] = fmt(record.get("ms_per_token"), "{:.2f}")
         else:
-            cell[cost_header(obj, batch_size)] = cost_cell(obj, row, batch_size)
+            cell[cost_header(obj, at_batch)] = cost_cell(obj, row, batch_size)
         text, kind = speedup_cell(obj, rec, table, row)
         cell[f"smaller than {rec.baseline}" if obj.name == "size" else f"speed-up vs {rec.baseline}"] = text
         kinds.add(kind)
@@ -132,15 +135,6 @@ def _objective_table(
         cell["frontier"] = FRONTIER_MARK if bool(row["on_frontier"]) else ""
         cells.append(cell)
     return drop_uninformative(pd.DataFrame(cells), keep=(VARIANT, "frontier")), kinds
-
-
-def _shown_batch(found: pd.DataFrame | None, batch_size: int) -> str:
-    """The batch size a throughput table shows: the asked one, or, where no variant has a row at it (every
-    row fell back to its largest measured size), the sizes the rows are at."""
-    if found is None or "batch_size" not in found.columns:
-        return str(batch_size)
-    sizes = sorted({int(b) for b in found["batch_size"].dropna()})
-    return str(batch_size) if not sizes or batch_size in sizes else ", ".join(map(str, sizes))
 
 
 def _table_notes(kinds: set[str], ok: pd.DataFrame, bases: set[str], batch_size: int) -> list[str]:
@@ -258,14 +252,11 @@ def _task_section(
         obj = get_objective(name)
         found = rows.get(obj.name)
         full = found.set_index(VARIANT) if found is not None else pd.DataFrame()
-        speed, used = _objective_table(obj, table, rec, full, ok, batch_size)
+        at_batch = header_batch(
+            obj, table, batch_size
+        )  # the size the rows are at, where none is at batch_size
+        speed, used = _objective_table(obj, table, rec, full, ok, batch_size, at_batch)
         kinds |= used
-        at_batch = str(batch_size)
-        if obj.name == "throughput":  # the size the rows are at, where none has one at batch_size
-            at_batch = _shown_batch(found, batch_size)
-            speed = speed.rename(
-                columns={cost_header(obj, batch_size): f"throughput @{at_batch} (samples/s)"}
-            )
         title = SPEED_TABLE_TITLES.get(obj.name, f"**{obj.name}**").format(batch_size=at_batch)
         lines += [f"{title}:", "", _frame_markdown(speed), ""]
 

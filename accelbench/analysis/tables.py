@@ -295,7 +295,16 @@ def speedup_cell(obj: Objective, rec: Recommendation, table: pd.DataFrame, hit: 
     return fmt_speedup(ratio, interval, UNPAIRED_MARK), "unpaired"
 
 
-def cost_header(obj: Objective, batch_size: int) -> str:
+def header_batch(obj: Objective, table: pd.DataFrame | None, batch_size: int) -> str:
+    """The batch size a throughput table's header names: the asked one, or, where no row is at it (every row
+    fell back to its largest measured size), the sizes the rows are at."""
+    if obj.name != "throughput" or table is None or "batch_size" not in table.columns:
+        return str(batch_size)
+    sizes = sorted({int(b) for b in table["batch_size"].dropna()})
+    return str(batch_size) if not sizes or batch_size in sizes else ", ".join(map(str, sizes))
+
+
+def cost_header(obj: Objective, batch_size: int | str) -> str:
     """'p90 latency (ms)', 'throughput @32 (samples/s)', 'size (MB)'."""
     if obj.name == "throughput":
         return f"throughput @{batch_size} (samples/s)"
@@ -334,11 +343,12 @@ def frontier_people_table(
     table = frontier_table(objective_rows(records, task, obj, batch_size), obj)
     rec = recommendation_or_reason(None, task, fraction, obj, batch_size, table=table)
     name = metric_name(table)
+    header = cost_header(obj, header_batch(obj, table, batch_size))
     cells = []
     for _, row in table.iterrows():
         cell = {VARIANT: row[VARIANT], metric_header(name): fmt_metric_ci(row)}
         cell["Δ vs own fp32"] = MISSING if row.get("method") == BASELINE_METHOD else fmt_delta_test(row)
-        cell[cost_header(obj, batch_size)] = cost_cell(obj, row, batch_size)
+        cell[header] = cost_cell(obj, row, batch_size)
         if isinstance(rec, Recommendation):
             cell[f"speed-up vs {rec.baseline}" if obj.name != "size" else f"smaller than {rec.baseline}"] = (
                 speedup_cell(obj, rec, table, row)[0]

@@ -397,6 +397,13 @@ def test_one_round_and_a_missing_batch_size_are_said_as_they_are(tmp_path):
     assert "medians over 1 round (" in notes and "a figure from 1 round has no interval" in notes
     assert "0.0%" not in text and "interval of the median" not in notes
     assert "–" not in text.split("**Latency**", 1)[1].split("\n\n", 2)[1]  # no [x–y] in the speed cells
+    # the notebooks' frontier table names the same size
+    from accelbench.analysis.tables import frontier_people_table
+
+    people = frontier_people_table(read_run(run), "sst2", "throughput")
+    assert (
+        "throughput @8 (samples/s)" in people.columns and "throughput @32 (samples/s)" not in people.columns
+    )
 
 
 def test_summary_says_where_the_time_went_and_lists_timeouts(tmp_path):
